@@ -1,0 +1,45 @@
+"""fulmen-core: the Protocols every fulmen package meets at, and the classes users subclass."""
+
+from fulmen_core._accelerator import Accelerator
+from fulmen_core._callback import Callback
+from fulmen_core._collections import apply_to_tensors, move_data_to_device
+from fulmen_core._datamodule import LightningDataModule
+from fulmen_core._exceptions import MisconfigurationException
+from fulmen_core._exporter import Exporter, ExportResult
+from fulmen_core._hparams import AttributeDict
+from fulmen_core._lightning_module import LightningModule
+from fulmen_core._logger import Logger
+from fulmen_core._loop import Loop, SupportsStateDict
+from fulmen_core._module import Module
+from fulmen_core._registry import Registry
+from fulmen_core._seed import isolate_rng, seed_everything
+from fulmen_core._trainer import ModuleHost, TrainerView
+from fulmen_core._types import EVALUATE_OUTPUT, STEP_OUTPUT, LRSchedulerConfig, OptimizerLRScheduler
+from fulmen_core._version import __version__
+
+__all__ = [
+    "EVALUATE_OUTPUT",
+    "STEP_OUTPUT",
+    "Accelerator",
+    "AttributeDict",
+    "Callback",
+    "ExportResult",
+    "Exporter",
+    "LRSchedulerConfig",
+    "LightningDataModule",
+    "LightningModule",
+    "Logger",
+    "Loop",
+    "MisconfigurationException",
+    "Module",
+    "ModuleHost",
+    "OptimizerLRScheduler",
+    "Registry",
+    "SupportsStateDict",
+    "TrainerView",
+    "__version__",
+    "apply_to_tensors",
+    "isolate_rng",
+    "move_data_to_device",
+    "seed_everything",
+]

@@ -1,0 +1,63 @@
+"""Dataloaders: where each stage's loaders come from, and how many batches each stage takes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sized
+from typing import Any
+
+from fulmen_core import MisconfigurationException
+
+
+def as_loader_list(loaders: Any) -> list[Iterable[Any]]:
+    """One loader, a list/tuple of loaders, or a dict of loaders (in its order), as a list."""
+    if loaders is None:
+        return []
+    if isinstance(loaders, Mapping):
+        found = list(loaders.values())
+    elif isinstance(loaders, (list, tuple)):
+        found = list(loaders)
+    else:
+        found = [loaders]
+    for loader in found:
+        if not isinstance(loader, Iterable):
+            raise MisconfigurationException(
+                f"a dataloader must be iterable (e.g. torch.utils.data.DataLoader), got "
+                f"{type(loader).__qualname__}"
+            )
+    return found
+
+
+def length_of(loader: Iterable[Any]) -> int | float:
+    """``len(loader)``, or ``inf`` for loaders without a length (iterable datasets)."""
+    if isinstance(loader, Sized):
+        try:
+            return len(loader)
+        except (TypeError, NotImplementedError):
+            return math.inf
+    return math.inf
+
+
+def limit_batches(
+    available: int | float, limit: int | float, flag: str, stage: str
+) -> int | float:
+    """How many batches to take from a loader of ``available`` batches under ``limit``."""
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        return min(available, limit)
+    if limit == 1.0:
+        return available
+    if available == math.inf:
+        if limit == 0.0:
+            return 0
+        raise MisconfigurationException(
+            f"{flag}={limit} is a fraction, but the {stage} dataloader has no length (an "
+            f"iterable dataset); give {flag} an int number of batches instead"
+        )
+    taken = int(available * limit)
+    if limit > 0.0 and taken == 0 and available > 0:
+        minimum = 1.0 / available
+        raise MisconfigurationException(
+            f"{flag}={limit} of the {stage} dataloader's {available} batches is less than one "
+            f"batch; increase it to at least {minimum:.4g} or give an int"
+        )
+    return taken

@@ -1,0 +1,553 @@
+"""``FitLoop``: epochs of training batches, validation when due, and the optimizer step."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from fulmen_core import LightningModule, MisconfigurationException, isolate_rng
+from torch.optim import Optimizer
+
+from fulmen_loops._data import length_of, limit_batches
+from fulmen_loops._evaluation import EvaluationLoop
+from fulmen_loops._results import MetricStore
+
+if TYPE_CHECKING:
+    from fulmen_loops._runner import Runner
+
+
+class _NoOptimizer:
+    """Stands in when ``configure_optimizers`` returns ``None``: the closure runs, nothing steps."""
+
+    param_groups: list[dict[str, Any]] = []
+
+    def step(self, closure: Any = None) -> Any:
+        return closure() if closure is not None else None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        return None
+
+
+def split_step_output(output: Any) -> tuple[torch.Tensor | None, dict[str, Any]]:
+    """The loss and the extra entries of what ``training_step`` returned."""
+    if output is None:
+        return None, {}
+    if isinstance(output, torch.Tensor):
+        return output, {}
+    if isinstance(output, Mapping):
+        if "loss" not in output:
+            raise MisconfigurationException(
+                f"training_step returned a dict with keys {sorted(output)} but no 'loss'; return "
+                "the loss tensor, a dict with a 'loss' entry, or None to skip the batch"
+            )
+        loss = output["loss"]
+        if loss is not None and not isinstance(loss, torch.Tensor):
+            raise MisconfigurationException(
+                f"training_step returned {{'loss': {type(loss).__qualname__}}}; the loss must be "
+                "a tensor"
+            )
+        return loss, {k: v for k, v in output.items() if k != "loss"}
+    raise MisconfigurationException(
+        f"training_step returned {type(output).__qualname__}; return the loss tensor, a dict "
+        "with a 'loss' entry, or None to skip the batch"
+    )
+
+
+class _Closure:
+    """training_step, zero_grad and backward for one batch: what ``optimizer.step(closure)`` runs.
+
+    One instance lives for the whole fit and is re-aimed at each batch, so a step allocates nothing.
+    """
+
+    __slots__ = ("loop", "batch", "batch_idx", "zero_grad", "optimizer", "loss", "extra", "ran")
+
+    def __init__(self, loop: FitLoop) -> None:
+        self.loop = loop
+        self.batch: Any = None
+        self.batch_idx = 0
+        self.zero_grad = True
+        self.optimizer: Any = None
+        self.loss: torch.Tensor | None = None
+        self.extra: dict[str, Any] = {}
+        self.ran = False
+
+    def __call__(self) -> torch.Tensor | None:
+        loop = self.loop
+        runner = loop.runner
+        module = loop.module
+        cbs = runner.callback_list
+        set_hook = runner.set_hook
+        set_hook("training_step")
+        precision = runner.precision_plugin
+        if precision.needs_context:
+            with precision.forward_context():
+                output = module.training_step(self.batch, self.batch_idx)
+        else:
+            output = module.training_step(self.batch, self.batch_idx)
+        loss, self.extra = split_step_output(output)
+        accumulate = runner.settings.accumulate_grad_batches
+        if loss is not None and accumulate > 1:
+            loss = loss / accumulate
+        self.loss = loss
+        self.ran = True
+        optimizer = self.optimizer
+        if self.zero_grad:
+            set_hook("on_before_zero_grad")
+            cbs.on_before_zero_grad(runner, module, optimizer)
+            module.on_before_zero_grad(optimizer)
+            set_hook("optimizer_zero_grad")
+            module.optimizer_zero_grad(runner.current_epoch, self.batch_idx, optimizer)
+        if loss is not None:
+            set_hook("on_before_backward")
+            cbs.on_before_backward(runner, module, loss)
+            module.on_before_backward(loss)
+            set_hook("backward")
+            module.backward(loss)
+            set_hook("on_after_backward")
+            cbs.on_after_backward(runner, module)
+            module.on_after_backward()
+        return loss
+
+    def step(self) -> torch.Tensor | None:
+        """The closure given to ``optimizer_step``: the batch's work, then the pre-step hooks."""
+        loss = self()
+        loop = self.loop
+        runner = loop.runner
+        module = loop.module
+        optimizer = self.optimizer
+        runner.set_hook("on_before_optimizer_step")
+        runner.callback_list.on_before_optimizer_step(runner, module, optimizer)
+        module.on_before_optimizer_step(optimizer)
+        runner.set_hook("configure_gradient_clipping")
+        module.configure_gradient_clipping(
+            optimizer,
+            gradient_clip_val=runner.settings.gradient_clip_val,
+            gradient_clip_algorithm=runner.settings.gradient_clip_algorithm,
+        )
+        return loss
+
+
+class FitLoop:
+    """Trains epoch by epoch until ``max_epochs``/``max_steps``/``max_time`` or a stop request."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.store = MetricStore(training=True)
+        self.val_loop = EvaluationLoop(runner, "validate", inside_fit=True)
+        self.loaders: list[Iterable[Any]] | None = None
+        self._loaded_epoch = -1
+        self.batch_idx = 0
+        self.total_batch_idx = 0
+        self._started_at = 0.0
+        self._iterator: Iterator[Any] | None = None
+        self._warned_none_loss = False
+
+    @property
+    def module(self) -> LightningModule:
+        return self.runner.lightning_module
+
+    # ------------------------------------------------------------------ data
+
+    def setup_data(self) -> None:
+        """Ask for the training dataloader and count its batches (again when reloading)."""
+        runner = self.runner
+        reload_every = runner.settings.reload_dataloaders_every_n_epochs
+        if self.loaders is not None and not (
+            reload_every and runner.current_epoch - self._loaded_epoch >= reload_every
+        ):
+            return
+        settings = runner.settings
+        loaders = runner.loaders_for("train")
+        if not loaders:
+            raise MisconfigurationException(
+                "fit found no training dataloader: pass train_dataloaders=, a datamodule, or "
+                "define train_dataloader() on the module"
+            )
+        if len(loaders) > 1:
+            raise MisconfigurationException(
+                f"fit got {len(loaders)} training dataloaders; pass one (combine datasets with "
+                "torch.utils.data.ConcatDataset)"
+            )
+        self.loaders = loaders
+        self._loaded_epoch = runner.current_epoch
+        available = length_of(loaders[0])
+        if available == 0:
+            raise MisconfigurationException(
+                "the training dataloader has no batches (len() == 0): check the dataset is not "
+                "empty and that batch_size/drop_last leave at least one batch"
+            )
+        fast = settings.fast_dev_run_batches
+        limit = fast if fast else settings.limit_train_batches
+        if limit is None:
+            limit = 1.0
+        runner.num_training_batches = limit_batches(available, limit, "limit_train_batches", "train")
+        interval = settings.val_check_interval
+        if fast:
+            interval = 1.0
+        batches = runner.num_training_batches
+        if interval is None:
+            interval = 1.0
+        if isinstance(interval, int) and not isinstance(interval, bool):
+            if settings.check_val_every_n_epoch is not None and batches != math.inf and interval > batches:
+                raise MisconfigurationException(
+                    f"val_check_interval={interval} is more than the {batches} training batches of "
+                    "an epoch; lower it, or set check_val_every_n_epoch=None to count batches "
+                    "across epochs"
+                )
+            runner.val_check_batch = interval
+        elif batches == math.inf:
+            if interval != 1.0:
+                raise MisconfigurationException(
+                    f"val_check_interval={interval} is a fraction of an epoch, but the training "
+                    "dataloader has no length; give an int number of batches"
+                )
+            runner.val_check_batch = math.inf
+        else:
+            runner.val_check_batch = max(1, int(batches * interval))
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> None:
+        """Sanity-check validation, then train until done."""
+        runner = self.runner
+        module = self.module
+        cbs = runner.callback_list
+        runner._results = self.store
+        self.store.device = runner.root_device
+        runner.state.stage = "train"
+        runner.set_hook("on_fit_start")
+        cbs.on_fit_start(runner, module)
+        module.on_fit_start()
+        runner.log_hyperparams()
+        self._sanity_check()
+        detect = runner.settings.detect_anomaly
+        if detect:
+            with torch.autograd.set_detect_anomaly(True):
+                self._train()
+        else:
+            self._train()
+        runner.set_hook("on_fit_end")
+        cbs.on_fit_end(runner, module)
+        module.on_fit_end()
+
+    def _validation_enabled(self) -> bool:
+        """Whether fit validates at all: a validation_step, a val source and batches allowed."""
+        runner = self.runner
+        module = self.module
+        if runner.settings.limit_val_batches == 0 and not runner.settings.fast_dev_run_batches:
+            return False
+        if type(module).validation_step is LightningModule.validation_step:
+            return False
+        return runner.has_loader_source("val")
+
+    def _sanity_check(self) -> None:
+        runner = self.runner
+        steps = runner.num_sanity_val_steps
+        if (steps != -1 and steps <= 0) or not self._validation_enabled():
+            return
+        module = self.module
+        cbs = runner.callback_list
+        # The sanity check must not shift the run's random stream (Lightning isolates it too).
+        with isolate_rng():
+            runner.state.stage = "sanity_check"
+            runner.set_hook("on_sanity_check_start")
+            cbs.on_sanity_check_start(runner, module)
+            self.val_loop.run()
+            runner.set_hook("on_sanity_check_end")
+            cbs.on_sanity_check_end(runner, module)
+        runner.reset_metrics()
+        runner.state.stage = "train"
+
+    def _done(self) -> bool:
+        runner = self.runner
+        max_steps = runner.max_steps
+        if max_steps != -1 and runner.global_step >= max_steps:
+            return True
+        max_epochs = runner.max_epochs
+        if max_epochs is not None and max_epochs != -1 and runner.current_epoch >= max_epochs:
+            return True
+        if runner.should_stop and self._can_stop():
+            return True
+        return False
+
+    def _can_stop(self) -> bool:
+        runner = self.runner
+        min_epochs = runner.min_epochs
+        min_steps = runner.min_steps
+        if min_epochs is not None and runner.current_epoch < min_epochs:
+            return False
+        if min_steps is not None and runner.global_step < min_steps:
+            return False
+        return True
+
+    def _out_of_time(self) -> bool:
+        max_time = self.runner.settings.max_time
+        return max_time is not None and time.monotonic() - self._started_at >= max_time.total_seconds()
+
+    def _train(self) -> None:
+        runner = self.runner
+        module = self.module
+        cbs = runner.callback_list
+        if runner.settings.limit_train_batches == 0 and not runner.settings.fast_dev_run_batches:
+            return  # training switched off: the training dataloader is not even requested
+        self.setup_data()
+        if runner.num_sanity_val_steps == 0 and self._validation_enabled():
+            runner.state.stage = "validate"
+            self.val_loop.setup_data()
+            runner.state.stage = "train"
+        if runner.num_training_batches == 0 or self._done():
+            return
+        self._started_at = time.monotonic()
+        runner.state.stage = "train"
+        module.train()
+        # Lightning creates the first epoch's iterator here, before on_train_start; it draws from
+        # the global RNG, so the same point keeps seeded runs identical.
+        loader = self.loaders[0] if self.loaders else []
+        _set_sampler_epoch(loader, runner.current_epoch)
+        self._iterator = iter(loader)
+        runner.set_hook("on_train_start")
+        cbs.on_train_start(runner, module)
+        module.on_train_start()
+        while not self._done():
+            self.setup_data()
+            self._epoch()
+            if self._out_of_time():
+                runner.should_stop = True
+                break
+        runner.set_hook("on_train_end")
+        cbs.on_train_end(runner, module)
+        module.on_train_end()
+
+    def _epoch(self) -> None:
+        runner = self.runner
+        module = self.module
+        cbs = runner.callback_list
+        store = self.store
+        set_hook = runner.set_hook
+        settings = runner.settings
+        loader = self.loaders[0] if self.loaders else []
+        runner.state.stage = "train"
+        set_hook("on_train_epoch_start")
+        cbs.on_train_epoch_start(runner, module)
+        module.on_train_epoch_start()
+        iterator = self._iterator
+        if iterator is None:
+            _set_sampler_epoch(loader, runner.current_epoch)
+            iterator = iter(loader)
+        self._iterator = None
+
+        optimizer: Any = runner.optimizers[0] if runner.optimizers else _NoOptimizer()
+        closure = _Closure(self)
+        closure.optimizer = optimizer
+        automatic = module.automatic_optimization
+        accumulate = settings.accumulate_grad_batches
+        limit = runner.num_training_batches
+        transfer = runner.transfer_batch
+        max_steps = runner.max_steps
+        check_val_epoch = self._should_validate_this_epoch()
+        has_step_schedulers = any(c.interval == "step" for c in runner.lr_scheduler_configs)
+        timed = settings.max_time is not None
+        sized = limit != math.inf
+        # Unsized loaders are read one batch ahead so that `is_last_batch` is known in time.
+        lookahead: list[Any] = [] if sized else _prefetch(iterator)
+        batch_idx = 0
+        seen = 0
+        while True:
+            if sized and batch_idx >= limit:
+                break
+            if max_steps != -1 and runner.global_step >= max_steps:
+                break
+            if runner.should_stop and self._can_stop():
+                break
+            if sized:
+                try:
+                    batch = next(iterator)
+                except StopIteration:
+                    break
+                last = batch_idx + 1 >= limit
+            else:
+                if not lookahead:
+                    break
+                batch = lookahead.pop()
+                lookahead = _prefetch(iterator)
+                last = not lookahead
+            seen += 1
+            runner.is_last_batch = last
+            self.batch_idx = batch_idx
+            store.set_batch(batch, None)
+            batch = transfer(batch, 0)
+            set_hook("on_train_batch_start")
+            cbs.on_train_batch_start(runner, module, batch, batch_idx)
+            if module.on_train_batch_start(batch, batch_idx) == -1:
+                break
+            accumulating = (batch_idx + 1) % accumulate != 0 and not last
+            outputs: Any
+            if automatic:
+                outputs = self._automatic_step(closure, optimizer, batch, batch_idx, accumulating)
+            else:
+                set_hook("training_step")
+                outputs = module.training_step(batch, batch_idx)
+            if has_step_schedulers and not accumulating:
+                self._step_schedulers("step")
+            if last:
+                # Epoch-interval schedulers step at the last batch, before this epoch's validation;
+                # ReduceLROnPlateau waits for the epoch's end, when validation metrics exist.
+                self._step_schedulers("epoch")
+            set_hook("on_train_batch_end")
+            cbs.on_train_batch_end(runner, module, outputs, batch, batch_idx)
+            module.on_train_batch_end(outputs, batch, batch_idx)
+            if not accumulating and (
+                (runner.batches_that_stepped + 1) % runner.log_every_n_steps == 0 or runner.should_stop
+            ):
+                if runner.loggers:
+                    logged, _, _ = store.metrics(True)
+                    runner.send_to_loggers(logged)
+            if check_val_epoch and self._should_validate_now(batch_idx, last):
+                self._validate(accumulating)
+            if not accumulating:
+                runner.batches_that_stepped += 1
+            self.total_batch_idx += 1
+            batch_idx += 1
+            if timed and self._out_of_time():
+                runner.should_stop = True
+        if seen == 0 and not sized:
+            raise MisconfigurationException(
+                "the training dataloader yielded no batches; check the dataset is not empty"
+            )
+        self._epoch_end()
+
+    def _automatic_step(
+        self, closure: _Closure, optimizer: Any, batch: Any, batch_idx: int, accumulating: bool
+    ) -> dict[str, Any]:
+        runner = self.runner
+        module = self.module
+        closure.batch = batch
+        closure.batch_idx = batch_idx
+        closure.zero_grad = batch_idx % runner.settings.accumulate_grad_batches == 0
+        closure.ran = False
+        if accumulating:
+            closure()
+        else:
+            runner.set_hook("optimizer_step")
+            module.optimizer_step(runner.current_epoch, batch_idx, optimizer, closure.step)
+            if not closure.ran:
+                raise MisconfigurationException(
+                    "optimizer_step returned without running the closure; call "
+                    "optimizer.step(closure=optimizer_closure) in your optimizer_step override"
+                )
+            runner._global_step += 1
+        loss = closure.loss
+        if loss is None:
+            if not self._warned_none_loss:
+                self._warned_none_loss = True
+                warnings.warn(
+                    "`training_step` returned `None`. If this was on purpose, ignore this "
+                    "warning: the batch is skipped (no backward)",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            return {}
+        return {"loss": loss.detach(), **closure.extra}
+
+    def _should_validate_this_epoch(self) -> bool:
+        runner = self.runner
+        every = runner.check_val_every_n_epoch
+        return every is None or (runner.current_epoch + 1) % every == 0
+
+    def _should_validate_now(self, batch_idx: int, last: bool) -> bool:
+        runner = self.runner
+        every_batches = runner.val_check_batch
+        if runner.should_stop and self._can_stop():
+            return True
+        if every_batches == math.inf:
+            return last
+        counter = self.total_batch_idx if runner.check_val_every_n_epoch is None else batch_idx
+        return (counter + 1) % int(every_batches) == 0
+
+    def _validate(self, accumulating: bool) -> None:
+        runner = self.runner
+        val_loop = self.val_loop
+        val_loop.setup_data()
+        if not val_loop.loaders or sum(val_loop.max_batches) == 0:
+            return
+        module = self.module
+        runner.state.stage = "validate"
+        if not accumulating:
+            runner.set_hook("on_validation_model_zero_grad")
+            module.on_validation_model_zero_grad()
+        val_loop.run()
+        runner.state.stage = "train"
+
+    def _step_schedulers(self, interval: str, plateau: bool = False) -> None:
+        runner = self.runner
+        module = self.module
+        for config in runner.lr_scheduler_configs:
+            if config.interval != interval or config.reduce_on_plateau != plateau:
+                continue
+            # global_step already counts this step; epochs count from 0.
+            index = runner.global_step if interval == "step" else runner.current_epoch + 1
+            if index % config.frequency != 0:
+                continue
+            metric = None
+            if config.reduce_on_plateau:
+                metric = self._monitored(config.monitor, config.strict)
+                if metric is None:
+                    continue
+            runner.set_hook("lr_scheduler_step")
+            module.lr_scheduler_step(config.scheduler, metric)
+
+    def _monitored(self, monitor: str | None, strict: bool) -> torch.Tensor | None:
+        metrics = self.runner.callback_metrics
+        if monitor is not None and monitor in metrics:
+            return metrics[monitor]
+        if strict:
+            raise MisconfigurationException(
+                f"ReduceLROnPlateau conditioned on metric {monitor} which is not available. "
+                f"Available metrics are: {list(metrics)}. Log it with self.log, or set the "
+                "`monitor` key in the lr scheduler dict (or 'strict': False to skip the update)"
+            )
+        warnings.warn(
+            f"ReduceLROnPlateau conditioned on metric {monitor} which is not available but strict "
+            "is set to `False`. Skipping learning rate update.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+
+    def _epoch_end(self) -> None:
+        runner = self.runner
+        module = self.module
+        cbs = runner.callback_list
+        store = self.store
+        runner.mark_epoch_end()
+        runner.set_hook("on_train_epoch_end")
+        cbs.on_train_epoch_end(runner, module)
+        module.on_train_epoch_end()
+        cbs.on_train_epoch_end_monitoring(runner, module)
+        logged = runner.epoch_end()
+        self._step_schedulers("epoch", plateau=True)
+        runner.batches_that_stepped -= 1  # epoch metrics are logged at the epoch's last step
+        runner.send_to_loggers(logged)
+        runner.batches_that_stepped += 1
+        store.reset()
+        runner.epoch_end_reached = False
+        runner._current_epoch += 1
+
+
+def _prefetch(iterator: Iterator[Any]) -> list[Any]:
+    try:
+        return [next(iterator)]
+    except StopIteration:
+        return []
+
+
+def _set_sampler_epoch(loader: Any, epoch: int) -> None:
+    """Call ``set_epoch`` on the loader's samplers that have it (distributed shuffling)."""
+    for sampler in (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
+        set_epoch = getattr(sampler, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(epoch)

@@ -1,0 +1,756 @@
+"""``Runner``: runs fit, validate, test and predict for a module with the collaborators it is given.
+
+It holds the run's state (progress, stage, metrics) and is what modules and callbacks see as
+``trainer``. ``fulmen.Trainer`` is a ``Runner`` built from Lightning's flags.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import attrs
+import torch
+from fulmen_core import (
+    EVALUATE_OUTPUT,
+    Accelerator,
+    Callback,
+    LightningDataModule,
+    LightningModule,
+    Logger,
+    Loop,
+    LRSchedulerConfig,
+    MisconfigurationException,
+)
+from torch.optim import Optimizer
+
+from fulmen_loops._callbacks import CallbackList, is_monitoring
+from fulmen_loops._data import as_loader_list
+from fulmen_loops._evaluation import EvaluationLoop
+from fulmen_loops._fit import FitLoop
+from fulmen_loops._precision import Precision
+from fulmen_loops._prediction import PredictionLoop
+from fulmen_loops._results import MetricStore
+from fulmen_loops._settings import LoopSettings
+
+_R = TypeVar("_R")
+
+
+@attrs.define
+class RunState:
+    """Which entry point runs (``fn``), which part of it (``stage``) and how it ended (``status``)."""
+
+    fn: str | None = None
+    stage: str | None = None
+    status: str = "initializing"
+
+
+def _overrides(obj: object, base: type, name: str) -> bool:
+    return getattr(type(obj), name, None) is not getattr(base, name)
+
+
+class Runner:
+    """Runs the stages of a :class:`~fulmen_core.LightningModule`.
+
+    Compose it from an accelerator, callbacks, loggers, a precision and :class:`LoopSettings`;
+    then call :meth:`fit`, :meth:`validate`, :meth:`test` or :meth:`predict` as on Lightning's Trainer.
+    The stage loops (``fit_loop``, ``validate_loop``, ``test_loop``, ``predict_loop``) are plain
+    attributes typed by the ``Loop`` Protocol: assign your own to change how a stage runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        accelerator: Accelerator | None = None,
+        callbacks: Sequence[Callback] = (),
+        loggers: Sequence[Logger] = (),
+        settings: LoopSettings | None = None,
+        precision: object = "32-true",
+        default_root_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else LoopSettings()
+        self.accelerator = accelerator
+        self.precision_plugin = Precision(precision, accelerator)
+        self.root_device = accelerator.get_device(0) if accelerator is not None else torch.device("cpu")
+        self.callbacks: list[Callback] = list(callbacks)
+        self._loggers: list[Logger] = list(loggers)
+        self.default_root_dir = os.fspath(default_root_dir) if default_root_dir else os.getcwd()
+        self.should_stop = False
+        self.state = RunState()
+        self._module: LightningModule | None = None
+        self.datamodule: LightningDataModule | None = None
+        self.optimizers: list[Optimizer] = []
+        self.lr_scheduler_configs: list[LRSchedulerConfig] = []
+        # progress
+        self._current_epoch = 0
+        self._global_step = 0
+        self.batches_that_stepped = 0
+        self.is_last_batch = False
+        # metrics as Lightning exposes them: refreshed from the active store when read
+        self._results: MetricStore | None = None
+        self._callback_metrics: dict[str, torch.Tensor] = {}
+        self._logged_metrics: dict[str, torch.Tensor] = {}
+        self._progress_bar_metrics: dict[str, float] = {}
+        self.epoch_end_reached = False
+        # batch counts, known once a stage has set its data up
+        self.num_training_batches: int | float = math.inf
+        self.num_sanity_val_batches: list[int | float] = []
+        self.num_val_batches: list[int | float] = []
+        self.num_test_batches: list[int | float] = []
+        self.num_predict_batches: list[int | float] = []
+        self.val_check_batch: int | float = math.inf
+        # where dataloaders come from: explicit objects, else the datamodule's or module's hooks
+        self._explicit_loaders: dict[str, Any] = {}
+        self.callback_list = CallbackList(self.callbacks)
+        self.fit_loop: Loop[None] = FitLoop(self)
+        self.validate_loop: Loop[EVALUATE_OUTPUT] = EvaluationLoop(self, "validate")
+        self.test_loop: Loop[EVALUATE_OUTPUT] = EvaluationLoop(self, "test")
+        self.predict_loop: Loop[list[Any] | None] = PredictionLoop(self)
+
+    # ------------------------------------------------------------------ TrainerView
+
+    @property
+    def lightning_module(self) -> LightningModule:
+        """The module being run; an error before any stage started."""
+        if self._module is None:
+            raise RuntimeError("no module is attached yet: call fit, validate, test or predict")
+        return self._module
+
+    @property
+    def model(self) -> LightningModule | None:
+        """The module being run, or ``None`` before any stage."""
+        return self._module
+
+    @property
+    def current_epoch(self) -> int:
+        """The epoch being trained (epochs completed, once an epoch ends)."""
+        return self._current_epoch
+
+    @property
+    def global_step(self) -> int:
+        """The number of optimizer steps taken."""
+        return self._global_step
+
+    @property
+    def max_epochs(self) -> int | None:
+        """The epoch limit in force (1000 when neither epochs, steps nor time were limited)."""
+        s = self.settings
+        if s.fast_dev_run_batches:
+            return 1
+        if s.max_epochs is None:
+            return 1000 if s.max_steps == -1 and s.max_time is None else -1
+        return s.max_epochs
+
+    @property
+    def min_epochs(self) -> int | None:
+        """The minimum number of epochs before a stop request is honoured."""
+        return self.settings.min_epochs
+
+    @property
+    def max_steps(self) -> int:
+        """The optimizer-step limit (-1: none)."""
+        fast = self.settings.fast_dev_run_batches
+        return fast if fast else self.settings.max_steps
+
+    @property
+    def min_steps(self) -> int | None:
+        """The minimum number of steps before a stop request is honoured."""
+        return self.settings.min_steps
+
+    @property
+    def accumulate_grad_batches(self) -> int:
+        """Batches whose gradients add up before each optimizer step."""
+        return self.settings.accumulate_grad_batches
+
+    @property
+    def log_every_n_steps(self) -> int:
+        """How often step-level metrics reach the loggers."""
+        value = self.settings.log_every_n_steps
+        return 50 if value is None else value
+
+    @property
+    def gradient_clip_val(self) -> int | float | None:
+        """The clipping threshold (``None``: no clipping)."""
+        return self.settings.gradient_clip_val
+
+    @property
+    def gradient_clip_algorithm(self) -> str | None:
+        """``"norm"`` or ``"value"``."""
+        return self.settings.gradient_clip_algorithm
+
+    @property
+    def fast_dev_run(self) -> int | bool:
+        """The ``fast_dev_run`` setting."""
+        return self.settings.fast_dev_run
+
+    @property
+    def check_val_every_n_epoch(self) -> int | None:
+        """Validate every this many epochs (``None``: by ``val_check_interval`` batches only)."""
+        return self.settings.check_val_every_n_epoch
+
+    @property
+    def num_sanity_val_steps(self) -> int:
+        """Validation batches run before training (-1: all)."""
+        if self.settings.fast_dev_run_batches:
+            return 0
+        value = self.settings.num_sanity_val_steps
+        return 2 if value is None else value
+
+    @property
+    def training(self) -> bool:
+        """Whether the training part of fit is running."""
+        return self.state.stage == "train"
+
+    @property
+    def validating(self) -> bool:
+        """Whether a validation loop (inside fit or from ``validate``) is running."""
+        return self.state.stage == "validate"
+
+    @property
+    def testing(self) -> bool:
+        """Whether the test loop is running."""
+        return self.state.stage == "test"
+
+    @property
+    def predicting(self) -> bool:
+        """Whether the predict loop is running."""
+        return self.state.stage == "predict"
+
+    @property
+    def sanity_checking(self) -> bool:
+        """Whether the validation sanity check before training is running."""
+        return self.state.stage == "sanity_check"
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the last stage ended with an exception."""
+        return self.state.status == "interrupted"
+
+    @property
+    def loggers(self) -> list[Logger]:
+        """Every logger."""
+        return self._loggers
+
+    @loggers.setter
+    def loggers(self, loggers: Sequence[Logger] | None) -> None:
+        self._loggers = list(loggers) if loggers else []
+
+    @property
+    def logger(self) -> Logger | None:
+        """The first logger, or ``None``."""
+        return self._loggers[0] if self._loggers else None
+
+    @property
+    def log_dir(self) -> str | None:
+        """The first logger's run directory, else ``default_root_dir``."""
+        if self._loggers:
+            found = self._loggers[0].log_dir
+            return found if found is not None else self._loggers[0].save_dir
+        return self.default_root_dir
+
+    @property
+    def world_size(self) -> int:
+        """The number of processes (1: single process)."""
+        return 1
+
+    @property
+    def global_rank(self) -> int:
+        """This process's rank among all processes."""
+        return 0
+
+    @property
+    def local_rank(self) -> int:
+        """This process's rank on its node."""
+        return 0
+
+    @property
+    def node_rank(self) -> int:
+        """This node's rank."""
+        return 0
+
+    @property
+    def is_global_zero(self) -> bool:
+        """Whether this is the process that writes files and prints."""
+        return self.global_rank == 0
+
+    @property
+    def num_devices(self) -> int:
+        """Devices used by this run."""
+        return 1
+
+    @property
+    def device_ids(self) -> list[int]:
+        """Indices of the devices used by this run."""
+        return [self.root_device.index or 0]
+
+    @property
+    def estimated_stepping_batches(self) -> int | float:
+        """Optimizer steps the whole fit will take, as far as can be known before it runs."""
+        fit_loop = self.fit_loop
+        if isinstance(fit_loop, FitLoop):
+            fit_loop.setup_data()
+        batches = self.num_training_batches
+        max_steps = self.max_steps
+        if batches == math.inf:
+            return max_steps if max_steps != -1 else math.inf
+        per_epoch = math.ceil(batches / self.accumulate_grad_batches)
+        max_epochs = self.max_epochs
+        total = math.inf if max_epochs == -1 or max_epochs is None else per_epoch * max_epochs
+        if max_steps != -1:
+            total = min(total, max_steps)
+        return total
+
+    # ------------------------------------------------------------------ metrics
+
+    def _refresh(self, on_step: bool | None = None) -> None:
+        """Fold the active store's current view into the three metric dictionaries.
+
+        Done when the dictionaries are read (and once at each epoch's end), not per batch: a run
+        nobody inspects pays nothing for them.
+        """
+        results = self._results
+        if results is None:
+            return
+        if on_step is None:
+            on_step = not self.epoch_end_reached
+        logged, bar, callback = results.metrics(on_step)
+        self._callback_metrics.update(callback)
+        self._logged_metrics.update(logged)
+        for name, value in bar.items():
+            self._progress_bar_metrics[name] = value.item()
+
+    @property
+    def callback_metrics(self) -> dict[str, torch.Tensor]:
+        """Latest values of everything logged: what callbacks such as ModelCheckpoint monitor."""
+        self._refresh()
+        return self._callback_metrics
+
+    @property
+    def progress_bar_metrics(self) -> dict[str, float]:
+        """Latest values logged with ``prog_bar=True``, as numbers."""
+        self._refresh()
+        return self._progress_bar_metrics
+
+    @property
+    def logged_metrics(self) -> dict[str, torch.Tensor]:
+        """Latest values of everything logged with ``logger=True`` (what loggers receive)."""
+        self._refresh()
+        return self._logged_metrics
+
+    def reset_metrics(self) -> None:
+        """Empty the three metric dictionaries (each stage starts afresh, as in Lightning)."""
+        self._callback_metrics = {}
+        self._logged_metrics = {}
+        self._progress_bar_metrics = {}
+
+    def mark_epoch_end(self) -> None:
+        """From now on the dictionaries show epoch aggregates (epoch-end hooks see them)."""
+        self._refresh(on_step=True)  # keep the last batch's step values, as a per-batch update would
+        self.epoch_end_reached = True
+
+    def epoch_end(self) -> dict[str, torch.Tensor]:
+        """Fold the epoch aggregates (including what epoch-end hooks logged) into the dictionaries;
+        returns the values meant for the loggers."""
+        results = self._results
+        if results is None:
+            return {}
+        logged, bar, callback = results.metrics(False)
+        self._callback_metrics.update(callback)
+        self._logged_metrics.update(logged)
+        for name, value in bar.items():
+            self._progress_bar_metrics[name] = value.item()
+        return logged
+
+    def send_to_loggers(self, metrics: dict[str, torch.Tensor], step: int | None = None) -> None:
+        """Convert ``metrics`` to numbers and hand them to every logger, with the ``epoch`` key."""
+        if not self._loggers or not metrics:
+            return
+        scalars: dict[str, float] = {name: value.item() for name, value in metrics.items()}
+        if step is None:
+            user_step = scalars.pop("step", None)
+            scalars.setdefault("epoch", self._current_epoch)
+            step = int(user_step) if user_step is not None else self.batches_that_stepped
+        for logger in self._loggers:
+            logger.log_metrics(scalars, step=step)
+
+    def log_hyperparams(self) -> None:
+        """Send the module's (and datamodule's) saved hyperparameters to every logger."""
+        if not self._loggers:
+            return
+        module = self.lightning_module
+        params: dict[str, Any] = {}
+        if getattr(module, "_log_hyperparams", False):
+            params.update(module.hparams_initial)
+        dm = self.datamodule
+        if dm is not None and getattr(dm, "_log_hyperparams", False):
+            params.update(dm.hparams_initial)
+        for logger in self._loggers:
+            logger.log_hyperparams(params)
+            logger.save()
+
+    # ------------------------------------------------------------------ ModuleHost
+
+    def log(
+        self,
+        name: str,
+        value: Any,
+        *,
+        prog_bar: bool,
+        logger: bool | None,
+        on_step: bool | None,
+        on_epoch: bool | None,
+        reduce_fx: str | Callable[..., Any],
+        enable_graph: bool,
+        sync_dist: bool,
+        add_dataloader_idx: bool,
+        batch_size: int | None,
+        rank_zero_only: bool,
+    ) -> None:
+        """Record a value from ``LightningModule.log`` in the active stage's store."""
+        results = self._results
+        if results is None:
+            raise MisconfigurationException(
+                f"self.log({name!r}) was called while no stage is running; log from a step or hook"
+            )
+        results.log(
+            name,
+            value,
+            prog_bar=prog_bar,
+            logger=logger,
+            on_step=on_step,
+            on_epoch=on_epoch,
+            reduce_fx=reduce_fx,
+            enable_graph=enable_graph,
+            sync_dist=sync_dist,
+            add_dataloader_idx=add_dataloader_idx,
+            batch_size=batch_size,
+            rank_zero_only=rank_zero_only,
+        )
+
+    def manual_backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        """Backward for manual optimization, with the backward hooks around it."""
+        module = self.lightning_module
+        results = self._results
+        previous = results.hook if results is not None else None
+        cbs = self.callback_list
+        if results is not None:
+            results.hook = "on_before_backward"
+        cbs.on_before_backward(self, module, loss)
+        module.on_before_backward(loss)
+        if results is not None:
+            results.hook = "backward"
+        module.backward(loss, *args, **kwargs)
+        if results is not None:
+            results.hook = "on_after_backward"
+        cbs.on_after_backward(self, module)
+        module.on_after_backward()
+        if results is not None:
+            results.hook = previous
+
+    def set_hook(self, name: str | None) -> None:
+        """Tell ``self.log`` which hook is running (it decides what may be logged and how)."""
+        results = self._results
+        if results is not None:
+            results.hook = name
+
+    # ------------------------------------------------------------------ data
+
+    def loaders_for(self, kind: str) -> list[Iterable[Any]]:
+        """The dataloaders of ``kind`` ("train", "val", "test", "predict"): those passed to the
+        entry point, else the datamodule's hook, else the module's hook."""
+        explicit = self._explicit_loaders.get(kind)
+        if explicit is not None:
+            return as_loader_list(explicit)
+        hook = f"{kind}_dataloader"
+        dm = self.datamodule
+        self.set_hook(hook)
+        if dm is not None and _overrides(dm, LightningDataModule, hook):
+            return as_loader_list(getattr(dm, hook)())
+        module = self.lightning_module
+        if kind == "val" and not _overrides(module, LightningModule, hook):
+            return []
+        return as_loader_list(getattr(module, hook)())
+
+    def has_loader_source(self, kind: str) -> bool:
+        """Whether dataloaders of ``kind`` were passed or a datamodule/module hook provides them."""
+        if self._explicit_loaders.get(kind) is not None:
+            return True
+        hook = f"{kind}_dataloader"
+        dm = self.datamodule
+        if dm is not None and _overrides(dm, LightningDataModule, hook):
+            return True
+        return self._module is not None and _overrides(self._module, LightningModule, hook)
+
+    def transfer_batch(self, batch: Any, dataloader_idx: int) -> Any:
+        """Move ``batch`` to the device through the (datamodule's or module's) transfer hooks."""
+        return self._transfer(batch, dataloader_idx)
+
+    def _bind_transfer(self) -> None:
+        module = self.lightning_module
+        dm = self.datamodule
+
+        def pick(name: str) -> Any:
+            if dm is not None and _overrides(dm, LightningDataModule, name):
+                return getattr(dm, name)
+            return getattr(module, name)
+
+        overridden = any(
+            _overrides(module, LightningModule, n) or (dm is not None and _overrides(dm, LightningDataModule, n))
+            for n in ("on_before_batch_transfer", "transfer_batch_to_device", "on_after_batch_transfer")
+        )
+        precision = self.precision_plugin
+        if not overridden and self.root_device.type == "cpu" and precision.convert_input(None) is None:
+            # Batches from CPU dataloaders are already where a CPU run needs them.
+            self._transfer = _identity
+            return
+        before = pick("on_before_batch_transfer")
+        move = pick("transfer_batch_to_device")
+        after = pick("on_after_batch_transfer")
+        device = self.root_device
+
+        def transfer(batch: Any, dataloader_idx: int) -> Any:
+            self.set_hook("on_before_batch_transfer")
+            batch = before(batch, dataloader_idx)
+            self.set_hook("transfer_batch_to_device")
+            batch = move(batch, device, dataloader_idx)
+            self.set_hook("on_after_batch_transfer")
+            batch = after(batch, dataloader_idx)
+            return precision.convert_input(batch)
+
+        self._transfer = transfer
+
+    # ------------------------------------------------------------------ entry points
+
+    def fit(
+        self,
+        model: LightningModule,
+        train_dataloaders: Any = None,
+        val_dataloaders: Any = None,
+        datamodule: LightningDataModule | None = None,
+        ckpt_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Train ``model``, validating as configured."""
+        module = _check_module(model, "fit")
+        if isinstance(train_dataloaders, LightningDataModule):
+            datamodule, train_dataloaders = train_dataloaders, None
+        if datamodule is not None and (train_dataloaders is not None or val_dataloaders is not None):
+            raise MisconfigurationException(
+                "fit got both a datamodule and dataloaders; pass one or the other"
+            )
+        if not _overrides(module, LightningModule, "training_step"):
+            raise MisconfigurationException(
+                f"{type(module).__qualname__} has no training_step(self, batch, batch_idx); fit "
+                "needs it to compute the loss"
+            )
+        if not _overrides(module, LightningModule, "configure_optimizers"):
+            raise MisconfigurationException(
+                f"{type(module).__qualname__} has no configure_optimizers(self); fit needs it to "
+                "know how to update the weights (return e.g. torch.optim.Adam(self.parameters()))"
+            )
+        if ckpt_path is not None:
+            raise MisconfigurationException(
+                "fit(ckpt_path=...) needs checkpoint support, which this build of the loops lacks"
+            )
+        self._explicit_loaders = {"train": train_dataloaders, "val": val_dataloaders}
+        self._run("fit", module, datamodule, self.fit_loop.run)
+
+    def validate(
+        self,
+        model: LightningModule | None = None,
+        dataloaders: Any = None,
+        ckpt_path: str | os.PathLike[str] | None = None,
+        verbose: bool = True,
+        datamodule: LightningDataModule | None = None,
+    ) -> EVALUATE_OUTPUT:
+        """Run one validation epoch; returns one dict of metric floats per dataloader."""
+        return self._evaluate("validate", model, dataloaders, ckpt_path, datamodule, self.validate_loop)
+
+    def test(
+        self,
+        model: LightningModule | None = None,
+        dataloaders: Any = None,
+        ckpt_path: str | os.PathLike[str] | None = None,
+        verbose: bool = True,
+        datamodule: LightningDataModule | None = None,
+    ) -> EVALUATE_OUTPUT:
+        """Run one test epoch; returns one dict of metric floats per dataloader."""
+        return self._evaluate("test", model, dataloaders, ckpt_path, datamodule, self.test_loop)
+
+    def predict(
+        self,
+        model: LightningModule | None = None,
+        dataloaders: Any = None,
+        datamodule: LightningDataModule | None = None,
+        return_predictions: bool | None = None,
+        ckpt_path: str | os.PathLike[str] | None = None,
+    ) -> list[Any] | None:
+        """Run ``predict_step`` over the data; returns the per-batch outputs (a list per
+        dataloader when there are several)."""
+        module = self._module_for("predict", model)
+        if isinstance(dataloaders, LightningDataModule):
+            datamodule, dataloaders = dataloaders, None
+        if ckpt_path is not None:
+            raise MisconfigurationException(
+                "predict(ckpt_path=...) needs checkpoint support, which this build of the loops lacks"
+            )
+        self._explicit_loaders = {"predict": dataloaders}
+        loop = self.predict_loop
+        if isinstance(loop, PredictionLoop):
+            loop.return_predictions = True if return_predictions is None else return_predictions
+        return self._run("predict", module, datamodule, loop.run)
+
+    def _evaluate(
+        self,
+        fn: str,
+        model: LightningModule | None,
+        dataloaders: Any,
+        ckpt_path: str | os.PathLike[str] | None,
+        datamodule: LightningDataModule | None,
+        loop: Loop[EVALUATE_OUTPUT],
+    ) -> EVALUATE_OUTPUT:
+        module = self._module_for(fn, model)
+        if isinstance(dataloaders, LightningDataModule):
+            datamodule, dataloaders = dataloaders, None
+        if datamodule is not None and dataloaders is not None:
+            raise MisconfigurationException(
+                f"{fn} got both a datamodule and dataloaders; pass one or the other"
+            )
+        if ckpt_path is not None:
+            raise MisconfigurationException(
+                f"{fn}(ckpt_path=...) needs checkpoint support, which this build of the loops lacks"
+            )
+        step = "validation_step" if fn == "validate" else "test_step"
+        if not _overrides(module, LightningModule, step):
+            raise MisconfigurationException(
+                f"{type(module).__qualname__} has no {step}(self, batch, batch_idx); {fn} needs it"
+            )
+        kind = "val" if fn == "validate" else "test"
+        self._explicit_loaders = {kind: dataloaders}
+        return self._run(fn, module, datamodule, loop.run)
+
+    def _module_for(self, fn: str, model: LightningModule | None) -> LightningModule:
+        if model is None:
+            if self._module is None:
+                raise MisconfigurationException(
+                    f"{fn} was called without a model and no earlier fit attached one; pass "
+                    f"{fn}(model, ...)"
+                )
+            return self._module
+        return _check_module(model, fn)
+
+    # ------------------------------------------------------------------ the run around a stage
+
+    def _attach(self, module: LightningModule, datamodule: LightningDataModule | None) -> None:
+        self._module = module
+        self.datamodule = datamodule
+        module._trainer = self
+        module._host = self
+        if datamodule is not None:
+            datamodule.trainer = self
+        extra = module.configure_callbacks()
+        model_callbacks = [extra] if not isinstance(extra, Sequence) else list(extra)
+        if model_callbacks:
+            replaced = {type(c) for c in model_callbacks}
+            kept = [c for c in self.callbacks if type(c) not in replaced]
+            self.callbacks = kept + model_callbacks
+        # Callbacks that react to the epoch's final metrics (checkpointing) run last, as in Lightning.
+        ordered = [c for c in self.callbacks if not is_monitoring(c)]
+        ordered += [c for c in self.callbacks if is_monitoring(c)]
+        self.callbacks = ordered
+        self.callback_list = CallbackList(self.callbacks)
+
+    def _run(
+        self,
+        fn: str,
+        module: LightningModule,
+        datamodule: LightningDataModule | None,
+        body: Callable[[], _R],
+    ) -> _R:
+        self.state = RunState(fn=fn, stage=_FIRST_STAGE[fn], status="running")
+        self.should_stop = False
+        self._attach(module, datamodule)
+        self.reset_metrics()
+        cbs = self.callback_list
+        try:
+            self._prepare_data(module, datamodule)
+            self.set_hook("setup")
+            if datamodule is not None:
+                datamodule.setup(stage=fn)
+            cbs.setup(self, module, fn)
+            module.setup(fn)
+            self.set_hook("configure_model")
+            module.configure_model()
+            if self.accelerator is not None:
+                self.accelerator.setup_device(self.root_device)
+            module.to(self.root_device)
+            self.precision_plugin.convert_module(module)
+            self._bind_transfer()
+            if fn == "fit":
+                self._setup_optimizers(module)
+            result = body()
+            self._teardown(fn, module, datamodule)
+            self.state.stage = None
+            self.state.status = "finished"
+            for logger in self._loggers:
+                logger.finalize("success")
+            return result
+        except BaseException as exception:
+            self.state.status = "interrupted"
+            self.set_hook("on_exception")
+            cbs.on_exception(self, module, exception)
+            if datamodule is not None:
+                datamodule.on_exception(exception)
+            for logger in self._loggers:
+                logger.finalize("failed")
+            self.state.stage = None
+            raise
+        finally:
+            self._results = None
+            module._host = None
+
+    def _prepare_data(self, module: LightningModule, datamodule: LightningDataModule | None) -> None:
+        self.set_hook("prepare_data")
+        if datamodule is not None and self.local_rank == 0:
+            datamodule.prepare_data()
+        if self.local_rank == 0:
+            module.prepare_data()
+
+    def _setup_optimizers(self, module: LightningModule) -> None:
+        from fulmen_loops._optim import parse_optimizers
+
+        self.set_hook("configure_optimizers")
+        self.optimizers, self.lr_scheduler_configs = parse_optimizers(module.configure_optimizers())
+        if module.automatic_optimization and len(self.optimizers) > 1:
+            raise MisconfigurationException(
+                f"configure_optimizers returned {len(self.optimizers)} optimizers; with automatic "
+                "optimization only one is supported. Set self.automatic_optimization = False in "
+                "__init__ and step them yourself in training_step"
+            )
+
+    def _teardown(self, fn: str, module: LightningModule, datamodule: LightningDataModule | None) -> None:
+        self.set_hook("teardown")
+        if datamodule is not None:
+            datamodule.teardown(stage=fn)
+        self.callback_list.teardown(self, module, fn)
+        module.teardown(fn)
+        if self.accelerator is not None:
+            self.accelerator.teardown()
+
+
+_FIRST_STAGE = {"fit": "train", "validate": "validate", "test": "test", "predict": "predict"}
+
+
+def _identity(batch: Any, dataloader_idx: int) -> Any:
+    return batch
+
+
+def _check_module(model: object, fn: str) -> LightningModule:
+    if not isinstance(model, LightningModule):
+        raise MisconfigurationException(
+            f"{fn} needs a LightningModule, got {type(model).__qualname__}; subclass "
+            "fulmen.LightningModule (or wrap your torch.nn.Module in one)"
+        )
+    return model
+

@@ -1,0 +1,302 @@
+"""``Trainer``: Lightning's flags, resolved into the pieces a ``Runner`` is built from.
+
+This is wiring only: names become instances (``accelerator="auto"`` an accelerator object,
+``precision=16`` a canonical precision, ``max_time="00:01:00:00"`` a timedelta), and the defaults
+Lightning users expect are filled in. The loop itself lives in fulmen-loops.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import os
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from fulmen_core import Accelerator, Callback, Logger, MisconfigurationException, Registry
+from fulmen_loops import LoopSettings, Runner
+from typing_extensions import Never
+
+#: Accelerators by name. Third-party packages add theirs under the entry-point group
+#: ``fulmen.accelerators``; entry points are read only when a name is not found here.
+ACCELERATOR_REGISTRY: Registry[Accelerator] = Registry("accelerator", group="fulmen.accelerators")
+
+
+def _cpu() -> Accelerator:
+    from fulmen_accelerators import CPUAccelerator
+
+    return CPUAccelerator()
+
+
+ACCELERATOR_REGISTRY.register("cpu", _cpu)
+
+_SINGLE_PROCESS_STRATEGIES = ("auto", "single_device")
+
+
+def _resolve_accelerator(accelerator: str | Accelerator) -> Accelerator:
+    if not isinstance(accelerator, str):
+        return accelerator
+    name = accelerator.lower()
+    if name == "auto":
+        for candidate in ACCELERATOR_REGISTRY.names():
+            if candidate == "cpu":
+                continue
+            found = ACCELERATOR_REGISTRY.create(candidate)
+            if getattr(found, "auto_select", False) and found.is_available():
+                return found
+        return ACCELERATOR_REGISTRY.create("cpu")
+    created = ACCELERATOR_REGISTRY.create(name)
+    if not created.is_available():
+        raise MisconfigurationException(
+            f"accelerator={accelerator!r} is not available on this machine; use 'cpu' or 'auto'"
+        )
+    return created
+
+
+def _resolve_devices(devices: list[int] | str | int, accelerator: Accelerator) -> list[int]:
+    """Lightning's ``devices`` forms: an int count, -1 (all), "auto", "2", "0,1", or a list of indices."""
+    if isinstance(devices, str):
+        text = devices.strip()
+        if text == "auto":
+            return [0]
+        if "," in text:
+            indices = [int(part) for part in text.split(",") if part.strip()]
+        else:
+            try:
+                count = int(text)
+            except ValueError as err:
+                raise MisconfigurationException(
+                    f"devices={devices!r} is not understood; give an int, -1, 'auto', '0,1' or a "
+                    "list of device indices"
+                ) from err
+            return _resolve_devices(count, accelerator)
+    elif isinstance(devices, bool):
+        raise MisconfigurationException(f"devices={devices!r} must be an int, a str or a list")
+    elif isinstance(devices, int):
+        if devices == -1:
+            devices = accelerator.device_count() if accelerator.name != "cpu" else 1
+        if devices < 1:
+            raise MisconfigurationException(
+                f"devices={devices} must be >= 1 (or -1 for all, or 'auto')"
+            )
+        indices = list(range(devices))
+    else:
+        indices = list(devices)
+    if not indices:
+        raise MisconfigurationException("devices=[] selects no device; give at least one index")
+    available = accelerator.device_count()
+    too_high = [i for i in indices if i >= available]
+    if too_high:
+        raise MisconfigurationException(
+            f"devices={devices!r} asks for {accelerator.name} device(s) {too_high}, but this machine "
+            f"has {available}"
+        )
+    return indices
+
+
+def _parse_max_time(max_time: str | datetime.timedelta | Mapping[str, int] | None) -> datetime.timedelta | None:
+    if max_time is None or isinstance(max_time, datetime.timedelta):
+        return max_time
+    if isinstance(max_time, Mapping):
+        return datetime.timedelta(**max_time)
+    parts = max_time.split(":")
+    if len(parts) != 4:
+        raise MisconfigurationException(
+            f"max_time={max_time!r} must be 'DD:HH:MM:SS', a datetime.timedelta or a dict of "
+            "timedelta arguments"
+        )
+    try:
+        days, hours, minutes, seconds = (int(p) for p in parts)
+    except ValueError as err:
+        raise MisconfigurationException(f"max_time={max_time!r} must be 'DD:HH:MM:SS' with integers") from err
+    return datetime.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+class Trainer(Runner):
+    """Lightning's ``Trainer``: the same flags and defaults, running fulmen's loops.
+
+    ``Trainer(max_epochs=3).fit(model, datamodule=dm)`` behaves as in Lightning. An unknown flag is an
+    error that lists the flags there are.
+    """
+
+    def __init__(
+        self,
+        *,
+        accelerator: str | Accelerator = "auto",
+        strategy: str = "auto",
+        devices: list[int] | str | int = "auto",
+        num_nodes: int = 1,
+        precision: int | str | None = None,
+        logger: Logger | Iterable[Logger] | bool | None = None,
+        callbacks: list[Callback] | Callback | None = None,
+        fast_dev_run: int | bool = False,
+        max_epochs: int | None = None,
+        min_epochs: int | None = None,
+        max_steps: int = -1,
+        min_steps: int | None = None,
+        max_time: str | datetime.timedelta | dict[str, int] | None = None,
+        limit_train_batches: int | float | None = None,
+        limit_val_batches: int | float | None = None,
+        limit_test_batches: int | float | None = None,
+        limit_predict_batches: int | float | None = None,
+        overfit_batches: int | float = 0.0,
+        val_check_interval: int | float | None = None,
+        check_val_every_n_epoch: int | None = 1,
+        num_sanity_val_steps: int | None = None,
+        log_every_n_steps: int | None = None,
+        enable_checkpointing: bool | None = None,
+        enable_progress_bar: bool | None = None,
+        enable_model_summary: bool | None = None,
+        accumulate_grad_batches: int = 1,
+        gradient_clip_val: int | float | None = None,
+        gradient_clip_algorithm: str | None = None,
+        deterministic: bool | str | None = None,
+        benchmark: bool | None = None,
+        inference_mode: bool = True,
+        use_distributed_sampler: bool = True,
+        profiler: None = None,
+        detect_anomaly: bool = False,
+        barebones: bool = False,
+        plugins: None = None,
+        sync_batchnorm: bool = False,
+        reload_dataloaders_every_n_epochs: int = 0,
+        default_root_dir: str | os.PathLike[str] | None = None,
+        **unknown: Never,
+    ) -> None:
+        if unknown:
+            _reject_unknown(unknown)
+        resolved = _resolve_accelerator(accelerator)
+        if strategy not in _SINGLE_PROCESS_STRATEGIES:
+            raise MisconfigurationException(
+                f"strategy={strategy!r} is not available in this release; available: "
+                f"{list(_SINGLE_PROCESS_STRATEGIES)}"
+            )
+        device_indices = _resolve_devices(devices, resolved)
+        if len(device_indices) > 1 or num_nodes != 1:
+            raise MisconfigurationException(
+                f"devices={devices!r}, num_nodes={num_nodes} asks for several processes, which need a "
+                "distributed strategy not available in this release; use devices=1"
+            )
+        if profiler is not None:
+            raise MisconfigurationException("profiler= is not available in this release; leave it None")
+        if plugins is not None:
+            raise MisconfigurationException("plugins= is not available in this release; leave it None")
+        if sync_batchnorm:
+            raise MisconfigurationException(
+                "sync_batchnorm=True only matters with several processes, which this release does not run"
+            )
+        if barebones:
+            conflicts = [
+                name
+                for name, value in (
+                    ("logger", logger),
+                    ("enable_checkpointing", enable_checkpointing),
+                    ("enable_progress_bar", enable_progress_bar),
+                    ("enable_model_summary", enable_model_summary),
+                )
+                if value
+            ]
+            if conflicts:
+                raise MisconfigurationException(
+                    f"barebones=True turns off {conflicts}; do not enable them as well"
+                )
+        _apply_determinism(deterministic, benchmark)
+        settings = LoopSettings(
+            max_epochs=max_epochs,
+            min_epochs=min_epochs,
+            max_steps=max_steps,
+            min_steps=min_steps,
+            max_time=_parse_max_time(max_time),
+            limit_train_batches=limit_train_batches,
+            limit_val_batches=limit_val_batches,
+            limit_test_batches=limit_test_batches,
+            limit_predict_batches=limit_predict_batches,
+            overfit_batches=overfit_batches,
+            val_check_interval=val_check_interval,
+            check_val_every_n_epoch=check_val_every_n_epoch,
+            num_sanity_val_steps=num_sanity_val_steps,
+            log_every_n_steps=log_every_n_steps,
+            accumulate_grad_batches=accumulate_grad_batches,
+            gradient_clip_val=gradient_clip_val,
+            gradient_clip_algorithm=gradient_clip_algorithm,
+            fast_dev_run=fast_dev_run,
+            inference_mode=inference_mode,
+            reload_dataloaders_every_n_epochs=reload_dataloaders_every_n_epochs,
+            detect_anomaly=detect_anomaly,
+            barebones=barebones,
+        )
+        if settings.fast_dev_run_batches:
+            n = settings.fast_dev_run_batches
+            print(
+                f"Running in `fast_dev_run` mode: will run the requested loop using {n} batch(es). "
+                "Logging and checkpointing is suppressed."
+            )
+        user_callbacks: list[Callback]
+        if callbacks is None:
+            user_callbacks = []
+        elif isinstance(callbacks, (list, tuple)):
+            user_callbacks = list(callbacks)
+        else:
+            user_callbacks = [callbacks]
+        loggers = _resolve_loggers(logger, barebones or bool(settings.fast_dev_run_batches))
+        if max_epochs is None and max_steps == -1 and max_time is None and not settings.fast_dev_run_batches:
+            warnings.warn(
+                "max_epochs was not set; training runs for 1000 epochs. Set max_epochs=-1 to train "
+                "without an epoch limit",
+                stacklevel=2,
+            )
+        super().__init__(
+            accelerator=resolved,
+            callbacks=user_callbacks,
+            loggers=loggers,
+            settings=settings,
+            precision="32-true" if precision is None else precision,
+            default_root_dir=default_root_dir,
+        )
+        self.use_distributed_sampler = use_distributed_sampler
+
+
+def _reject_unknown(unknown: Mapping[str, object]) -> None:
+    valid = sorted(
+        name
+        for name in Trainer.__init__.__code__.co_varnames[1 : Trainer.__init__.__code__.co_kwonlyargcount + 1]
+    )
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, valid, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise TypeError(
+        f"Trainer got unknown argument(s) {', '.join(hints)}; valid arguments are: {', '.join(valid)}"
+    )
+
+
+def _resolve_loggers(logger: Logger | Iterable[Logger] | bool | None, suppressed: bool) -> list[Logger]:
+    if suppressed or logger is False:
+        return []
+    if logger is None or logger is True:
+        # Default logger arrives with fulmen-loggers; without it, runs log to no backend.
+        return []
+    if isinstance(logger, Iterable):
+        return list(logger)
+    return [logger]
+
+
+def _apply_determinism(deterministic: bool | str | None, benchmark: bool | None) -> None:
+    if deterministic is not None:
+        if deterministic == "warn":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        elif isinstance(deterministic, bool):
+            torch.use_deterministic_algorithms(deterministic)
+        else:
+            raise MisconfigurationException(
+                f"deterministic={deterministic!r} must be True, False, 'warn' or None"
+            )
+        if deterministic:
+            # cuBLAS needs this to be deterministic; set it before any CUDA work starts.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if benchmark is not None:
+        torch.backends.cudnn.benchmark = benchmark
+    elif deterministic:
+        torch.backends.cudnn.benchmark = False
