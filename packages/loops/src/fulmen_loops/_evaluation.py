@@ -94,6 +94,8 @@ class EvaluationLoop:
         if not sanity:
             runner.state.stage = "test" if self.stage == "test" else "validate"
         context = torch.inference_mode if runner.settings.inference_mode else torch.no_grad
+        runner._refresh()  # what the previous stage logged last is kept, as a per-batch update would
+        self.store.show_start_values = not (self.inside_fit and not sanity)
         previous_results = runner._results
         previous_epoch_end = runner.epoch_end_reached
         runner._results = self.store
@@ -138,6 +140,14 @@ class EvaluationLoop:
             step, step_name = module.validation_step, "validation_step"
             start_name, end_name = "on_validation_batch_start", "on_validation_batch_end"
 
+        assert self.loaders is not None
+        # Lightning creates the first loader's iterator before any hook (it draws from the global
+        # RNG); doing the same keeps seeded runs identical.
+        iterators: dict[int, Any] = {}
+        for index, limit in enumerate(budget):
+            if limit != 0:
+                iterators[index] = iter(self.loaders[index])
+                break
         modes = capture_modes(module)
         set_hook("on_validation_model_eval" if not test else "on_test_model_eval")
         model_eval()
@@ -145,14 +155,13 @@ class EvaluationLoop:
             set_hook(name)
             callback_hook(runner, module)
             module_hook()
-        assert self.loaders is not None
         several = len(self.loaders) > 1
         transfer = runner.transfer_batch
         for dataloader_idx, (loader, limit) in enumerate(zip(self.loaders, budget)):
             if limit == 0:
                 continue
             store_idx = dataloader_idx if several else None
-            iterator = iter(loader)
+            iterator = iterators.pop(dataloader_idx, None) or iter(loader)
             batch_idx = 0
             while limit == math.inf or batch_idx < limit:
                 try:

@@ -219,6 +219,9 @@ class MetricStore:
 
     def __init__(self, training: bool) -> None:
         self.training = training
+        # Lightning shows values logged in on_*_start before the first batch, except in the
+        # validation that runs inside fit (observed behaviour, kept for identical dictionaries).
+        self.show_start_values = True
         self.entries: dict[tuple[str, str, int | None], LoggedMetric] = {}
         self.hook: str | None = None
         self.dataloader_idx: int | None = None
@@ -235,7 +238,8 @@ class MetricStore:
     def _current_batch_size(self) -> int:
         size = self._batch_size
         if size is None:
-            size = extract_batch_size(self.batch)
+            # Outside a batch (epoch hooks, on_train_start) each value weighs 1.
+            size = 1 if self.batch is None else extract_batch_size(self.batch)
             self._batch_size = size
         return size
 
@@ -379,12 +383,14 @@ class MetricStore:
         for entry in self.entries.values():
             if not entry.updated:
                 continue
+            epoch_value = not on_step
             if on_step:
                 if entry.on_step:
                     value = entry.step_value
-                elif entry.hook in _STAGE_START_HOOKS:
+                elif self.show_start_values and entry.hook in _STAGE_START_HOOKS:
                     # Logged once before any batch: Lightning shows it straight away.
                     value = entry.compute()
+                    epoch_value = True
                 else:
                     continue
             else:
@@ -396,7 +402,7 @@ class MetricStore:
             name, forked = entry.names(on_step)
             if entry.logger:
                 logged[forked] = value
-            if self.training or (entry.on_epoch and not on_step):
+            if self.training or (entry.on_epoch and epoch_value):
                 callback[name] = value
                 callback[forked] = value
             if entry.prog_bar:
