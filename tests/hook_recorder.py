@@ -97,7 +97,8 @@ class RecordingModule(L.LightningModule):
         self.n_train, self.n_val, self.batch_size, self.scheduler = n_train, n_val, batch_size, scheduler
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(x)  # type: ignore[no-any-return]  # nn.Linear's __call__ is untyped
+        out: torch.Tensor = self.layer(x)
+        return out
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         record("module", "training_step[before]", self._trainer, batch_idx=batch_idx)
@@ -118,7 +119,7 @@ class RecordingModule(L.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         record("module", "predict_step", self._trainer, batch_idx=batch_idx, dataloader_idx=dataloader_idx)
-        return self(batch[0])
+        return self.forward(batch[0])
 
     def configure_optimizers(self) -> Any:
         record("module", "configure_optimizers", self._trainer)

@@ -117,7 +117,7 @@ class Logging(L.LightningModule):
         self.log("t_float", float(batch_idx) + 0.5, on_step=True, on_epoch=True)
         self.log("t_bool", True, on_step=True, on_epoch=True)
         x, y = batch
-        loss = ((self.l(x) - y) ** 2).mean()
+        loss: torch.Tensor = ((self.l(x) - y) ** 2).mean()
         self.log("t_grad", loss, on_step=True, on_epoch=True)
         return loss
 
