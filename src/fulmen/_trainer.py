@@ -240,6 +240,11 @@ class Trainer(Runner):
             user_callbacks = list(callbacks)
         else:
             user_callbacks = [callbacks]
+        user_callbacks = _default_callbacks(
+            user_callbacks,
+            progress_bar=not barebones and enable_progress_bar is not False,
+            model_summary=not barebones and enable_model_summary is not False,
+        )
         loggers = _resolve_loggers(logger, barebones or bool(settings.fast_dev_run_batches))
         if max_epochs is None and max_steps == -1 and max_time is None and not settings.fast_dev_run_batches:
             warnings.warn(
@@ -270,6 +275,18 @@ def _reject_unknown(unknown: Mapping[str, object]) -> None:
     raise TypeError(
         f"Trainer got unknown argument(s) {', '.join(hints)}; valid arguments are: {', '.join(valid)}"
     )
+
+
+def _default_callbacks(callbacks: list[Callback], *, progress_bar: bool, model_summary: bool) -> list[Callback]:
+    """Lightning's default callbacks, added unless the user passed one of the same kind."""
+    from fulmen_callbacks import ModelSummary, TQDMProgressBar
+
+    found = list(callbacks)
+    if model_summary and not any(isinstance(c, ModelSummary) for c in found):
+        found.append(ModelSummary(max_depth=1))
+    if progress_bar and not any(isinstance(c, TQDMProgressBar) for c in found):
+        found.append(TQDMProgressBar())
+    return found
 
 
 def _resolve_loggers(logger: Logger | Iterable[Logger] | bool | None, suppressed: bool) -> list[Logger]:

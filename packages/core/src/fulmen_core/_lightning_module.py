@@ -12,6 +12,7 @@ from torch.optim import Optimizer
 from fulmen_core._collections import move_data_to_device
 from fulmen_core._exceptions import MisconfigurationException
 from fulmen_core._hparams import HyperparametersMixin
+from fulmen_core._onnx import OnnxExportMixin
 from fulmen_core._trainer import ModuleHost, TrainerView
 from fulmen_core._types import STEP_OUTPUT, OptimizerLRScheduler
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 _REDUCE_FX = Union[str, Callable[..., Any]]
 
 
-class LightningModule(torch.nn.Module, HyperparametersMixin):
+class LightningModule(torch.nn.Module, HyperparametersMixin, OnnxExportMixin):
     """A ``torch.nn.Module`` that also says how to train, evaluate and predict with itself.
 
     Override ``training_step`` and ``configure_optimizers`` at least; every ``on_*`` hook is a no-op

@@ -1,4 +1,4 @@
-"""``to_onnx`` for ``LightningModule``, through whichever installed package provides the ONNX exporter.
+"""``to_onnx`` for ``LightningModule``, through whichever installed package provides an exporter.
 
 fulmen-core imports neither onnx nor any exporter: ``to_onnx`` looks up the entry point ``onnx`` in
 the group ``fulmen.exporters`` (fulmen-export registers ``fulmen_export:ONNXExporter`` there) when
@@ -65,14 +65,12 @@ class OnnxExportMixin:
         ``fulmen_export.TorchExportExporter().export(module, "model.pt2", sample)``.
         """
         if not isinstance(self, torch.nn.Module):
-            raise TypeError(
-                f"to_onnx exports a torch.nn.Module; {type(self).__qualname__} is not one"
-            )
+            raise TypeError(f"to_onnx exports a torch.nn.Module; {type(self).__name__} is not one")
         if input_sample is None:
             input_sample = getattr(self, "example_input_array", None)
             if input_sample is None:
                 raise ValueError(
-                    f"{type(self).__qualname__}.to_onnx has no input sample: pass "
+                    f"{type(self).__name__}.to_onnx has no input sample: pass "
                     "input_sample=..., or set self.example_input_array (e.g. torch.randn(1, 64)) "
                     "in __init__"
                 )
@@ -92,7 +90,11 @@ class OnnxExportMixin:
         after = getattr(self, "on_after_batch_transfer", None)
         if callable(before):
             sample = before(sample, 0)
-        sample = transfer(sample, device, 0) if callable(transfer) else move_data_to_device(sample, device)
+        sample = (
+            transfer(sample, device, 0)
+            if callable(transfer)
+            else move_data_to_device(sample, device)
+        )
         if callable(after):
             sample = after(sample, 0)
         return sample

@@ -85,6 +85,11 @@ class Precision:
             yield
 
     @property
+    def converts_input(self) -> bool:
+        """Whether batches must be cast (the "-true" precisions other than 32)."""
+        return self._dtype is not None
+
+    @property
     def needs_context(self) -> bool:
         """Whether :meth:`forward_context` does anything (the loops skip it when not)."""
         return self.autocast or self._dtype is not None

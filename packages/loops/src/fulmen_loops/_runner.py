@@ -501,7 +501,7 @@ class Runner:
             for n in ("on_before_batch_transfer", "transfer_batch_to_device", "on_after_batch_transfer")
         )
         precision = self.precision_plugin
-        if not overridden and self.root_device.type == "cpu" and precision.convert_input(None) is None:
+        if not overridden and self.root_device.type == "cpu" and not precision.converts_input:
             # Batches from CPU dataloaders are already where a CPU run needs them.
             self._transfer = _identity
             return
