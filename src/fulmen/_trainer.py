@@ -245,7 +245,8 @@ class Trainer(Runner):
             progress_bar=not barebones and enable_progress_bar is not False,
             model_summary=not barebones and enable_model_summary is not False,
         )
-        loggers = _resolve_loggers(logger, barebones or bool(settings.fast_dev_run_batches))
+        root_dir = os.fspath(default_root_dir) if default_root_dir is not None else os.getcwd()
+        loggers = _resolve_loggers(logger, barebones or bool(settings.fast_dev_run_batches), root_dir)
         if max_epochs is None and max_steps == -1 and max_time is None and not settings.fast_dev_run_batches:
             warnings.warn(
                 "max_epochs was not set; training runs for 1000 epochs. Set max_epochs=-1 to train "
@@ -289,12 +290,20 @@ def _default_callbacks(callbacks: list[Callback], *, progress_bar: bool, model_s
     return found
 
 
-def _resolve_loggers(logger: Logger | Iterable[Logger] | bool | None, suppressed: bool) -> list[Logger]:
+def _resolve_loggers(
+    logger: Logger | Iterable[Logger] | bool | None, suppressed: bool, root_dir: str
+) -> list[Logger]:
     if suppressed or logger is False:
         return []
     if logger is None or logger is True:
-        # Default logger arrives with fulmen-loggers; without it, runs log to no backend.
-        return []
+        # As in Lightning: TensorBoard when its package is installed, CSV files otherwise.
+        import importlib.util
+
+        from fulmen_loggers import CSVLogger, TensorBoardLogger
+
+        if importlib.util.find_spec("tensorboard") is not None:
+            return [TensorBoardLogger(save_dir=root_dir)]
+        return [CSVLogger(save_dir=root_dir)]
     if isinstance(logger, Iterable):
         return list(logger)
     return [logger]

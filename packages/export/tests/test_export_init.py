@@ -21,7 +21,7 @@ _PROBE = textwrap.dedent(
 
 
 def test_import_pulls_in_neither_onnx_nor_the_tracer() -> None:
-    """In a fresh interpreter, importing fulmen_export adds no onnx, onnxruntime or dynamo module."""
+    """In a fresh interpreter, importing fulmen_export adds no onnx, onnxruntime or dynamo code."""
     done = subprocess.run(
         [sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True, timeout=120
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fulmen_core import Logger
+from fulmen_core import Logger, MisconfigurationException
 
 import fulmen_loggers
 from fulmen_loggers import CSVLogger, MLFlowLogger, TensorBoardLogger, WandbLogger
@@ -75,3 +75,28 @@ def test_missing_backend_names_the_pip_line(
     monkeypatch.setitem(sys.modules, module, None)  # what an absent package looks like to the import system
     with pytest.raises(ModuleNotFoundError, match=rf"pip install fulmen-loggers\[{module}\]"):
         make(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda path: CSVLogger(path),
+        lambda path: TensorBoardLogger(path),
+        lambda path: MLFlowLogger(save_dir=path),
+        lambda path: WandbLogger(save_dir=path),
+    ],
+    ids=["csv", "tensorboard", "mlflow", "wandb"],
+)
+def test_unwritable_save_dir_is_refused_at_construction(make: Any, tmp_path: Path) -> None:
+    """Every logger with a local save_dir under a regular file fails at construction, naming the path and fix."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    try:
+        make(str(blocker / "logs"))
+    except ModuleNotFoundError as err:  # the backend is not installed: that check comes first
+        assert err.name in {"tensorboard", "mlflow", "wandb"}
+        pytest.skip(f"{err.name} is not installed")
+    except MisconfigurationException as err:
+        assert str(blocker) in str(err) and "save_dir" in str(err) and "not a directory" in str(err)
+    else:
+        pytest.fail("an unwritable save_dir was accepted")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -12,7 +14,8 @@ from fulmen_loggers import MLFlowLogger, MLflowLogger
 
 mlflow = pytest.importorskip("mlflow", reason="needs the mlflow extra: pip install fulmen-loggers[mlflow]")
 
-from mlflow.tracking import MlflowClient  # noqa: E402
+# loaded untyped, so that the tests type-check whether or not the mlflow extra is installed
+MlflowClient: Any = importlib.import_module("mlflow.tracking").MlflowClient
 
 
 class _Checkpoints:
@@ -32,7 +35,7 @@ class _Checkpoints:
         self.save_top_k = 1
 
 
-def _history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
+def _history(client: Any, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((metric.step, metric.value) for metric in client.get_metric_history(run_id, key))
 
 

@@ -16,11 +16,13 @@ from fulmen_loggers import TensorBoardLogger
 
 pytest.importorskip("tensorboard", reason="needs the tensorboard extra: pip install fulmen-loggers[tensorboard]")
 
-# protobuf's stubs are a separate package (types-protobuf); load json_format untyped rather than need it
+# tensorboard and protobuf ship no type information: loaded untyped, so that the tests type-check
+# whether or not the tensorboard extra is installed
 json_format: Any = importlib.import_module("google.protobuf.json_format")
-# tensorboard ships no type information, hence the two import-untyped ignores
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # type: ignore[import-untyped]  # noqa: E402
-from tensorboard.plugins.hparams import plugin_data_pb2  # type: ignore[import-untyped]  # noqa: E402
+EventAccumulator: Any = importlib.import_module(
+    "tensorboard.backend.event_processing.event_accumulator"
+).EventAccumulator
+plugin_data_pb2: Any = importlib.import_module("tensorboard.plugins.hparams.plugin_data_pb2")
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lightning"
 SCENARIOS: dict[str, Any] = json.loads((FIXTURES / "scenarios.json").read_text())

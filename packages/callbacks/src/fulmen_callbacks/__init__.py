@@ -1,9 +1,15 @@
-"""fulmen-callbacks: the callbacks Lightning turns on by default, with Lightning's arguments and output.
+"""fulmen-callbacks: Lightning's callbacks, with Lightning's arguments, behaviour and output.
 
 ``TQDMProgressBar`` draws the progress bars, ``ModelSummary`` prints the layer table when fit starts,
 and ``summarize`` returns that table as numbers. tqdm is imported when the first bar is drawn, not here.
+``EarlyStopping``, ``LearningRateMonitor``, ``Timer``, ``GradientAccumulationScheduler`` and
+``LambdaCallback`` are the callbacks users add themselves.
 """
 
+from fulmen_callbacks._accumulation import GradientAccumulationScheduler
+from fulmen_callbacks._early_stopping import EarlyStopping, EarlyStoppingReason
+from fulmen_callbacks._lambda import LambdaCallback
+from fulmen_callbacks._lr_monitor import LearningRateMonitor
 from fulmen_callbacks._progress import TQDMProgressBar, format_metric, format_metrics, get_standard_metrics
 from fulmen_callbacks._summary import (
     LayerSummary,
@@ -13,13 +19,20 @@ from fulmen_callbacks._summary import (
     get_human_readable_count,
     summarize,
 )
+from fulmen_callbacks._timer import Timer
 from fulmen_callbacks._version import __version__
 
 __all__ = [
+    "EarlyStopping",
+    "EarlyStoppingReason",
+    "GradientAccumulationScheduler",
+    "LambdaCallback",
     "LayerSummary",
+    "LearningRateMonitor",
     "ModelSummary",
     "Summary",
     "TQDMProgressBar",
+    "Timer",
     "__version__",
     "format_metric",
     "format_metrics",

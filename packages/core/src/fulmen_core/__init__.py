@@ -2,6 +2,11 @@
 
 from fulmen_core._accelerator import Accelerator
 from fulmen_core._callback import Callback
+from fulmen_core._checkpoint import (
+    CheckpointError,
+    load_checkpoint_file,
+    save_checkpoint_file,
+)
 from fulmen_core._collections import apply_to_tensors, move_data_to_device
 from fulmen_core._datamodule import LightningDataModule
 from fulmen_core._exceptions import MisconfigurationException
@@ -12,7 +17,7 @@ from fulmen_core._logger import Logger
 from fulmen_core._loop import Loop, SupportsStateDict
 from fulmen_core._module import Module
 from fulmen_core._registry import Registry
-from fulmen_core._seed import isolate_rng, seed_everything
+from fulmen_core._seed import collect_rng_states, isolate_rng, restore_rng_states, seed_everything
 from fulmen_core._trainer import ModuleHost, TrainerView
 from fulmen_core._types import EVALUATE_OUTPUT, STEP_OUTPUT, LRSchedulerConfig, OptimizerLRScheduler
 from fulmen_core._version import __version__
@@ -23,6 +28,7 @@ __all__ = [
     "Accelerator",
     "AttributeDict",
     "Callback",
+    "CheckpointError",
     "ExportResult",
     "Exporter",
     "LRSchedulerConfig",
@@ -39,7 +45,11 @@ __all__ = [
     "TrainerView",
     "__version__",
     "apply_to_tensors",
+    "collect_rng_states",
     "isolate_rng",
+    "load_checkpoint_file",
     "move_data_to_device",
+    "restore_rng_states",
+    "save_checkpoint_file",
     "seed_everything",
 ]

@@ -8,6 +8,7 @@ import random
 import sys
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -77,3 +78,34 @@ def isolate_rng(include_cuda: bool = True) -> Iterator[None]:
         torch.set_rng_state(torch_state)
         if cuda_states is not None:
             torch.cuda.set_rng_state_all(cuda_states)
+
+
+def collect_rng_states() -> dict[str, Any]:
+    """The global RNG states (torch CPU, CUDA when initialised, Python, NumPy when loaded) as plain
+    data that a checkpoint can store and ``torch.load(weights_only=True)`` can read."""
+    states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        kind, keys, position, has_gauss, cached = numpy.random.get_state()
+        states["numpy"] = (str(kind), torch.from_numpy(keys.astype("int64")), int(position), int(has_gauss), float(cached))
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]  # unannotated in torch
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Put back what :func:`collect_rng_states` returned."""
+    torch.set_rng_state(states["torch"])
+    python = states.get("python")
+    if python is not None:
+        version, internal, gauss = python
+        random.setstate((version, tuple(internal), gauss))
+    saved_numpy = states.get("numpy")
+    if saved_numpy is not None:
+        import numpy  # it was loaded when the state was collected
+
+        kind, keys, position, has_gauss, cached = saved_numpy
+        numpy.random.set_state((kind, keys.numpy().astype("uint32"), position, has_gauss, cached))
+    cuda = states.get("cuda")
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)

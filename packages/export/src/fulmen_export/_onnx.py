@@ -22,8 +22,8 @@ from fulmen_export._verify import first_line, trace_failure
 # Past this many bytes the weights go to a side file: one protobuf message is capped at 2 GB.
 _EXTERNAL_DATA_BYTES = 3 * 2**29
 
-# Arguments the exporter itself passes to torch.onnx.export; callers set them through its options.
-_RESERVED = frozenset({"model", "args", "f", "dynamo", "opset_version", "external_data"})
+# Arguments that export() itself fills in from its own parameters.
+_RESERVED = frozenset({"model", "args", "f"})
 
 
 @functools.cache

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,9 +17,11 @@ from fulmen_loggers._utils import (
     LOGGER_JOIN_CHAR,
     Params,
     add_prefix,
+    check_writable_dir,
     convert_json_serializable,
     convert_params,
     is_global_zero,
+    make_dirs,
     require_extra,
     sanitize_callable_params,
 )
@@ -27,6 +31,12 @@ if TYPE_CHECKING:
 
 #: A ``wandb`` run. Typed loosely so that this package type-checks without the optional wandb.
 Run = Any
+
+
+def _import_wandb() -> Any:
+    """The ``wandb`` module, imported on first use (untyped, like :data:`Run`)."""
+    return importlib.import_module("wandb")
+
 
 _CHECKPOINT_ATTRS = ("monitor", "mode", "save_last", "save_top_k", "save_weights_only", "_every_n_train_steps")
 
@@ -91,6 +101,8 @@ class WandbLogger:
         self._add_file_policy = add_file_policy
         self._checkpoint_name = checkpoint_name
         folder = os.fspath(save_dir) if save_dir is not None else (os.fspath(dir) if dir is not None else None)
+        if folder is not None:
+            check_writable_dir(folder, "WandbLogger")
         self._wandb_init: dict[str, Any] = {
             "name": name,
             "project": project or os.environ.get("WANDB_PROJECT", "lightning_logs"),
@@ -111,11 +123,8 @@ class WandbLogger:
     def experiment(self) -> Run:
         """The wandb ``Run``; the first access starts it (or reuses the run already in progress)."""
         if self._experiment is None:
-            import wandb
-
+            wandb = _import_wandb()
             if wandb.run is not None:
-                import warnings
-
                 warnings.warn(
                     "WandbLogger reuses the wandb run already in progress. Call `wandb.finish()` before "
                     "creating the logger if you want a new run.",
@@ -124,7 +133,7 @@ class WandbLogger:
                 self._experiment = wandb.run
             else:
                 if self._save_dir is not None:
-                    os.makedirs(self._save_dir, exist_ok=True)
+                    make_dirs(self._save_dir, "WandbLogger")
                 self._experiment = wandb.init(**self._wandb_init)
                 if self._wandb_init.get("sync_tensorboard"):
                     self._experiment.define_metric("*", step_metric="global_step")
@@ -213,8 +222,7 @@ class WandbLogger:
             self._checkpoint_callback = checkpoint_callback
 
     def _scan_and_log_checkpoints(self, checkpoint_callback: Any) -> None:
-        import wandb
-
+        wandb = _import_wandb()
         for mtime, path, score, _tag in scan_checkpoints(checkpoint_callback, self._logged_model_time):
             metadata = {
                 "score": score.item() if isinstance(score, Tensor) else score,

@@ -9,7 +9,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
-from fulmen_core import LightningModule, MisconfigurationException, isolate_rng
+from fulmen_core import (
+    LightningModule,
+    MisconfigurationException,
+    collect_rng_states,
+    isolate_rng,
+    restore_rng_states,
+)
 from torch.optim import Optimizer
 
 from fulmen_loops._data import length_of, limit_batches
@@ -89,7 +95,7 @@ class _Closure:
         else:
             output = module.training_step(self.batch, self.batch_idx)
         loss, self.extra = split_step_output(output)
-        accumulate = runner.settings.accumulate_grad_batches
+        accumulate = runner.accumulate_grad_batches
         if loss is not None and accumulate > 1:
             loss = loss / accumulate
         self.loss = loss
@@ -145,10 +151,58 @@ class FitLoop:
         self._started_at = 0.0
         self._iterator: Iterator[Any] | None = None
         self._warned_none_loss = False
+        self._in_epoch = False
+        self._epoch_start_rng: dict[str, Any] | None = None
+        self._resume: dict[str, Any] | None = None
 
     @property
     def module(self) -> LightningModule:
         return self.runner.lightning_module
+
+    # ------------------------------------------------------------------ checkpointing
+
+    def position(self) -> dict[str, Any]:
+        """Where training stands, for a checkpoint: the phase, epoch and batch, and the RNG state
+        the epoch's data order was drawn from."""
+        runner = self.runner
+        if not self._in_epoch:
+            phase = "idle"
+        elif runner.epoch_end_reached:
+            phase = "epoch_end"
+        elif runner.state.stage == "validate":
+            phase = "validation"
+        else:
+            phase = "batch"
+        return {
+            "phase": phase,
+            "epoch": runner.current_epoch,
+            "batch_idx": self.batch_idx if self._in_epoch else -1,
+            "batches_that_stepped": runner.batches_that_stepped,
+            "total_batch_idx": self.total_batch_idx,
+            "epoch_start_rng": self._epoch_start_rng if self._in_epoch else None,
+        }
+
+    @staticmethod
+    def idle_position(runner: Runner) -> dict[str, Any]:
+        """The position of a run whose fit loop is not ours: the start of its current epoch."""
+        return {
+            "phase": "idle",
+            "epoch": runner.current_epoch,
+            "batch_idx": -1,
+            "batches_that_stepped": runner.batches_that_stepped,
+            "total_batch_idx": 0,
+            "epoch_start_rng": None,
+        }
+
+    def resume_from(self, position: dict[str, Any]) -> None:
+        """Continue from a checkpoint's position when training starts (see :meth:`position`)."""
+        runner = self.runner
+        phase = position.get("phase", "idle")
+        epoch = int(position.get("epoch", 0))
+        runner._current_epoch = epoch + 1 if phase == "epoch_end" else epoch
+        runner.batches_that_stepped = int(position.get("batches_that_stepped", 0))
+        self.total_batch_idx = int(position.get("total_batch_idx", 0))
+        self._resume = position
 
     # ------------------------------------------------------------------ data
 
@@ -223,6 +277,7 @@ class FitLoop:
         cbs.on_fit_start(runner, module)
         module.on_fit_start()
         runner.log_hyperparams()
+        runner.restore_training_state()
         self._sanity_check()
         detect = runner.settings.detect_anomaly
         if detect:
@@ -307,8 +362,12 @@ class FitLoop:
         # Lightning creates the first epoch's iterator here, before on_train_start; it draws from
         # the global RNG, so the same point keeps seeded runs identical.
         loader = self.loaders[0] if self.loaders else []
-        _set_sampler_epoch(loader, runner.current_epoch)
-        self._iterator = iter(loader)
+        resume = self._resume
+        if resume is None or resume.get("phase") not in ("batch", "validation"):
+            if resume is not None and resume.get("rng") is not None:
+                restore_rng_states(resume["rng"])
+            self._resume = None
+            self._iterator = self._new_iterator(loader)
         runner.set_hook("on_train_start")
         cbs.on_train_start(runner, module)
         module.on_train_start()
@@ -334,17 +393,17 @@ class FitLoop:
         set_hook("on_train_epoch_start")
         cbs.on_train_epoch_start(runner, module)
         module.on_train_epoch_start()
+        self._in_epoch = True
         iterator = self._iterator
-        if iterator is None:
-            _set_sampler_epoch(loader, runner.current_epoch)
-            iterator = iter(loader)
+        if iterator is None and self._resume is None:
+            iterator = self._new_iterator(loader)
         self._iterator = None
 
         optimizer: Any = runner.optimizers[0] if runner.optimizers else _NoOptimizer()
         closure = _Closure(self)
         closure.optimizer = optimizer
         automatic = module.automatic_optimization
-        accumulate = settings.accumulate_grad_batches
+        accumulate = runner.accumulate_grad_batches
         limit = runner.num_training_batches
         transfer = runner.transfer_batch
         max_steps = runner.max_steps
@@ -353,9 +412,35 @@ class FitLoop:
         timed = settings.max_time is not None
         sized = limit != math.inf
         # Unsized loaders are read one batch ahead so that `is_last_batch` is known in time.
-        lookahead: list[Any] = [] if sized else _prefetch(iterator)
+        lookahead: list[Any] = [] if sized or iterator is None else _prefetch(iterator)
         batch_idx = 0
         seen = 0
+        resume, self._resume = self._resume, None
+        if resume is not None:
+            # Mid-epoch resume: the same data order (from the epoch's saved RNG state), the batches
+            # already trained skipped, then the RNG state of the moment the checkpoint was taken.
+            restore_rng_states(resume["epoch_start_rng"])
+            self._epoch_start_rng = resume["epoch_start_rng"]
+            iterator = self._new_iterator(loader, capture=False)
+            lookahead = [] if sized else _prefetch(iterator)
+            done = int(resume["batch_idx"])
+            for _ in range(done + 1):
+                if sized:
+                    next(iterator)
+                else:
+                    lookahead = _prefetch(iterator)
+            restore_rng_states(resume["rng"])
+            last = (done + 1 >= limit) if sized else not lookahead
+            accumulating = (done + 1) % accumulate != 0 and not last
+            self.batch_idx = done
+            runner.is_last_batch = last
+            if resume["phase"] == "batch" and check_val_epoch and self._should_validate_now(done, last):
+                self._validate(accumulating)
+            if not accumulating:
+                runner.batches_that_stepped += 1
+            self.total_batch_idx += 1
+            batch_idx = seen = done + 1
+        assert iterator is not None
         while True:
             if sized and batch_idx >= limit:
                 break
@@ -420,6 +505,13 @@ class FitLoop:
             )
         self._epoch_end()
 
+    def _new_iterator(self, loader: Iterable[Any], capture: bool = True) -> Iterator[Any]:
+        """A fresh iterator over ``loader`` for this epoch, remembering the RNG state it drew from."""
+        _set_sampler_epoch(loader, self.runner.current_epoch)
+        if capture:
+            self._epoch_start_rng = collect_rng_states()
+        return iter(loader)
+
     def _automatic_step(
         self, closure: _Closure, optimizer: Any, batch: Any, batch_idx: int, accumulating: bool
     ) -> dict[str, Any]:
@@ -427,7 +519,7 @@ class FitLoop:
         module = self.module
         closure.batch = batch
         closure.batch_idx = batch_idx
-        closure.zero_grad = batch_idx % runner.settings.accumulate_grad_batches == 0
+        closure.zero_grad = batch_idx % runner.accumulate_grad_batches == 0
         closure.ran = False
         if accumulating:
             closure()
@@ -536,6 +628,7 @@ class FitLoop:
         store.reset()
         runner.epoch_end_reached = False
         runner._current_epoch += 1
+        self._in_epoch = False
 
 
 def _prefetch(iterator: Iterator[Any]) -> list[Any]:

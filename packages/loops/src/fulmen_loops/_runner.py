@@ -17,16 +17,20 @@ from fulmen_core import (
     EVALUATE_OUTPUT,
     Accelerator,
     Callback,
+    CheckpointError,
     LightningDataModule,
     LightningModule,
     Logger,
     Loop,
     LRSchedulerConfig,
     MisconfigurationException,
+    load_checkpoint_file,
+    save_checkpoint_file,
 )
 from torch.optim import Optimizer
 
 from fulmen_loops._callbacks import CallbackList, is_monitoring
+from fulmen_loops._checkpointing import dump_checkpoint, restore_model, restore_training_state
 from fulmen_loops._data import as_loader_list
 from fulmen_loops._evaluation import EvaluationLoop
 from fulmen_loops._fit import FitLoop
@@ -78,6 +82,7 @@ class Runner:
         self._loggers: list[Logger] = list(loggers)
         self.default_root_dir = os.fspath(default_root_dir) if default_root_dir else os.getcwd()
         self.should_stop = False
+        self._accumulate_grad_batches = self.settings.accumulate_grad_batches
         self.state = RunState()
         self._module: LightningModule | None = None
         self.datamodule: LightningDataModule | None = None
@@ -103,6 +108,8 @@ class Runner:
         self.val_check_batch: int | float = math.inf
         # where dataloaders come from: explicit objects, else the datamodule's or module's hooks
         self._explicit_loaders: dict[str, Any] = {}
+        self._checkpoint_to_load: str | None = None
+        self._loaded_checkpoint: tuple[dict[str, Any], str] | None = None
         self.callback_list = CallbackList(self.callbacks)
         self.fit_loop: Loop[None] = FitLoop(self)
         self.validate_loop: Loop[EVALUATE_OUTPUT] = EvaluationLoop(self, "validate")
@@ -161,8 +168,15 @@ class Runner:
 
     @property
     def accumulate_grad_batches(self) -> int:
-        """Batches whose gradients add up before each optimizer step."""
-        return self.settings.accumulate_grad_batches
+        """Batches whose gradients add up before each optimizer step (read at each epoch's start,
+        so a callback such as GradientAccumulationScheduler may change it between epochs)."""
+        return self._accumulate_grad_batches
+
+    @accumulate_grad_batches.setter
+    def accumulate_grad_batches(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise MisconfigurationException(f"accumulate_grad_batches={value!r} must be an int >= 1")
+        self._accumulate_grad_batches = value
 
     @property
     def log_every_n_steps(self) -> int:
@@ -521,6 +535,60 @@ class Runner:
 
         self._transfer = transfer
 
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(
+        self, filepath: str | os.PathLike[str], weights_only: bool = False, storage_options: Any = None
+    ) -> None:
+        """Write a checkpoint of the run to ``filepath`` (atomically; only the global-zero process
+        writes). ``weights_only=True`` leaves out optimizer, scheduler, callback and loop state."""
+        if self._module is None:
+            raise MisconfigurationException(
+                "save_checkpoint needs a module: call it during or after fit/validate/test/predict"
+            )
+        if storage_options is not None:
+            raise MisconfigurationException(
+                "save_checkpoint(storage_options=...) is for remote filesystems, which fulmen does "
+                "not write to; give a local path"
+            )
+        previous = self._results.hook if self._results is not None else None
+        checkpoint = dump_checkpoint(self, weights_only)
+        self.set_hook(previous)
+        if self.is_global_zero:
+            save_checkpoint_file(checkpoint, filepath)
+
+    def restore_training_state(self) -> None:
+        """Optimizers, schedulers and loop progress from the checkpoint fit was given, if any."""
+        if self._loaded_checkpoint is not None and self.state.fn == "fit":
+            checkpoint, path = self._loaded_checkpoint
+            restore_training_state(self, checkpoint, path)
+
+    def _resolve_ckpt_path(self, ckpt_path: str | os.PathLike[str] | None, fn: str) -> str | None:
+        if ckpt_path is None:
+            return None
+        if ckpt_path in ("last", "best"):
+            attribute = "last_model_path" if ckpt_path == "last" else "best_model_path"
+            holders = [c for c in self.callbacks if hasattr(c, attribute)]
+            if not holders:
+                raise MisconfigurationException(
+                    f"{fn}(ckpt_path={ckpt_path!r}) needs a checkpoint callback (ModelCheckpoint) "
+                    "that has saved a checkpoint; add one or give a file path"
+                )
+            found = [str(getattr(c, attribute)) for c in holders if getattr(c, attribute)]
+            if not found:
+                raise MisconfigurationException(
+                    f"{fn}(ckpt_path={ckpt_path!r}): the checkpoint callback has not saved a "
+                    f"{ckpt_path} checkpoint yet; give a file path instead"
+                )
+            return found[0]
+        path = os.fspath(ckpt_path)
+        if not os.path.isfile(path):
+            raise CheckpointError(
+                f"{fn}(ckpt_path={path!r}): no such checkpoint file; check the path, or use "
+                "ckpt_path='last' / 'best' with a ModelCheckpoint callback"
+            )
+        return path
+
     # ------------------------------------------------------------------ entry points
 
     def fit(
@@ -549,11 +617,8 @@ class Runner:
                 f"{type(module).__qualname__} has no configure_optimizers(self); fit needs it to "
                 "know how to update the weights (return e.g. torch.optim.Adam(self.parameters()))"
             )
-        if ckpt_path is not None:
-            raise MisconfigurationException(
-                "fit(ckpt_path=...) needs checkpoint support, which this build of the loops lacks"
-            )
         self._explicit_loaders = {"train": train_dataloaders, "val": val_dataloaders}
+        self._checkpoint_to_load = self._resolve_ckpt_path(ckpt_path, "fit")
         self._run("fit", module, datamodule, self.fit_loop.run)
 
     def validate(
@@ -591,11 +656,8 @@ class Runner:
         module = self._module_for("predict", model)
         if isinstance(dataloaders, LightningDataModule):
             datamodule, dataloaders = dataloaders, None
-        if ckpt_path is not None:
-            raise MisconfigurationException(
-                "predict(ckpt_path=...) needs checkpoint support, which this build of the loops lacks"
-            )
         self._explicit_loaders = {"predict": dataloaders}
+        self._checkpoint_to_load = self._resolve_ckpt_path(ckpt_path, "predict")
         loop = self.predict_loop
         if isinstance(loop, PredictionLoop):
             loop.return_predictions = True if return_predictions is None else return_predictions
@@ -617,10 +679,7 @@ class Runner:
             raise MisconfigurationException(
                 f"{fn} got both a datamodule and dataloaders; pass one or the other"
             )
-        if ckpt_path is not None:
-            raise MisconfigurationException(
-                f"{fn}(ckpt_path=...) needs checkpoint support, which this build of the loops lacks"
-            )
+        self._checkpoint_to_load = self._resolve_ckpt_path(ckpt_path, fn)
         step = "validation_step" if fn == "validate" else "test_step"
         if not _overrides(module, LightningModule, step):
             raise MisconfigurationException(
@@ -682,6 +741,10 @@ class Runner:
             module.setup(fn)
             self.set_hook("configure_model")
             module.configure_model()
+            if self._checkpoint_to_load is not None:
+                path = self._checkpoint_to_load
+                self._loaded_checkpoint = (load_checkpoint_file(path), path)
+                restore_model(self, self._loaded_checkpoint[0], path)
             if self.accelerator is not None:
                 self.accelerator.setup_device(self.root_device)
             module.to(self.root_device)
@@ -709,6 +772,8 @@ class Runner:
         finally:
             self._results = None
             module._host = None
+            self._checkpoint_to_load = None
+            self._loaded_checkpoint = None
 
     def _prepare_data(self, module: LightningModule, datamodule: LightningDataModule | None) -> None:
         self.set_hook("prepare_data")

@@ -1,0 +1,175 @@
+"""Checkpoints: Lightning's keys, safe loading, and resuming to exactly the weights of an uninterrupted run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import fulmen as L
+from fulmen_core import CheckpointError
+from hook_recorder import quiet_trainer
+
+_G = torch.Generator().manual_seed(5)
+X, Y = torch.randn(40, 4, generator=_G), torch.randn(40, 1, generator=_G)
+
+
+class Net(L.LightningModule):
+    """Dropout, Adam and a StepLR: every source of state a resume must restore."""
+
+    def __init__(self, lr: float = 0.01) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Dropout(0.3), torch.nn.Linear(16, 1))
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss: torch.Tensor = torch.nn.functional.mse_loss(self.net(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=0.5)}
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        return DataLoader(TensorDataset(X, Y), batch_size=8, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        return DataLoader(TensorDataset(X[:16], Y[:16]), batch_size=8)
+
+
+class Crash(Exception):
+    """Stands for the process dying right after a checkpoint was written."""
+
+
+class SaveThenCrash(L.Callback):
+    def __init__(self, path: Path, hook: str, epoch: int, batch_idx: int = -1) -> None:
+        self.path, self.hook, self.epoch, self.batch_idx = path, hook, epoch, batch_idx
+
+    def _maybe(self, trainer: L.Trainer, hook: str, batch_idx: int = -1) -> None:
+        if hook == self.hook and trainer.current_epoch == self.epoch and batch_idx == self.batch_idx:
+            trainer.save_checkpoint(self.path)
+            raise Crash()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._maybe(trainer, "on_train_batch_end", batch_idx)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._maybe(trainer, "on_validation_end")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._maybe(trainer, "on_train_epoch_end")
+
+
+def _weights(model: L.LightningModule) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _uninterrupted() -> list[torch.Tensor]:
+    L.seed_everything(3, verbose=False)
+    model = Net()
+    quiet_trainer(max_epochs=3).fit(model)
+    return _weights(model)
+
+
+REFERENCE = _uninterrupted()
+
+
+@pytest.mark.parametrize(
+    ("hook", "epoch", "batch_idx"),
+    [
+        ("on_train_batch_end", 1, 2),
+        ("on_train_batch_end", 0, 0),
+        ("on_train_batch_end", 1, 4),
+        ("on_validation_end", 1, -1),
+        ("on_train_epoch_end", 0, -1),
+    ],
+)
+def test_resume_after_a_crash_ends_with_the_uninterrupted_weights(tmp_path: Path, hook: str, epoch: int, batch_idx: int) -> None:
+    """A run killed right after a checkpoint (mid-epoch, in validation, or at epoch end) and resumed with
+    fit(ckpt_path=...) ends with exactly the weights of a run never interrupted (shuffled data, dropout, Adam)."""
+    path = tmp_path / "crash.ckpt"
+    L.seed_everything(3, verbose=False)
+    with pytest.raises(Crash):
+        quiet_trainer(max_epochs=3, callbacks=[SaveThenCrash(path, hook, epoch, batch_idx)]).fit(Net())
+    L.seed_everything(999, verbose=False)  # a new process: nothing of the old RNG state survives
+    resumed = Net()
+    trainer = quiet_trainer(max_epochs=3)
+    trainer.fit(resumed, ckpt_path=path)
+    assert trainer.current_epoch == 3
+    for ours, reference in zip(_weights(resumed), REFERENCE):
+        torch.testing.assert_close(ours, reference, rtol=0, atol=1e-6)
+
+
+def test_checkpoint_has_lightnings_keys_and_loads_with_weights_only(tmp_path: Path) -> None:
+    """A checkpoint carries Lightning's keys and reads back with torch.load(weights_only=True)."""
+    model = Net(lr=0.02)
+    trainer = quiet_trainer(max_epochs=1)
+    trainer.fit(model)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    for key in ("epoch", "global_step", "pytorch-lightning_version", "state_dict", "loops", "callbacks",
+                "optimizer_states", "lr_schedulers", "hparams_name", "hyper_parameters"):
+        assert key in checkpoint, key
+    assert checkpoint["hyper_parameters"] == {"lr": 0.02}
+    assert (checkpoint["epoch"], checkpoint["global_step"]) == (1, 5)
+    assert checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] == 1
+    weights_only = tmp_path / "weights.ckpt"
+    trainer.save_checkpoint(weights_only, weights_only=True)
+    assert "optimizer_states" not in torch.load(weights_only, weights_only=True)
+
+
+def test_missing_and_damaged_checkpoints_name_the_file(tmp_path: Path) -> None:
+    """A ckpt_path that does not exist, and a truncated file, give errors naming the file."""
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        quiet_trainer(max_epochs=1).fit(Net(), ckpt_path=tmp_path / "nope.ckpt")
+    trainer = quiet_trainer(max_epochs=1)
+    trainer.fit(Net())
+    good = tmp_path / "good.ckpt"
+    trainer.save_checkpoint(good)
+    damaged = tmp_path / "damaged.ckpt"
+    damaged.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="damaged.ckpt.*damaged or truncated"):
+        quiet_trainer(max_epochs=2).fit(Net(), ckpt_path=damaged)
+
+
+def test_checkpoint_of_another_model_names_the_mismatching_keys(tmp_path: Path) -> None:
+    """Loading a checkpoint into a different architecture names the missing and unexpected keys."""
+
+    class Other(Net):
+        def __init__(self) -> None:
+            super().__init__()
+            self.extra = torch.nn.Linear(2, 2)
+
+    trainer = quiet_trainer(max_epochs=1)
+    trainer.fit(Net())
+    path = tmp_path / "net.ckpt"
+    trainer.save_checkpoint(path)
+    with pytest.raises(CheckpointError, match="missing keys \\['extra.weight', 'extra.bias'\\]"):
+        quiet_trainer(max_epochs=1).validate(Other(), ckpt_path=path)
+
+
+def test_hyperparameters_that_are_not_plain_data_are_left_out_with_a_warning(tmp_path: Path) -> None:
+    """A module passed as a hyperparameter is dropped from the checkpoint with a warning naming ignore=."""
+
+    class WithModule(Net):
+        def __init__(self, backbone: torch.nn.Module, lr: float = 0.01) -> None:
+            super().__init__(lr=lr)
+            self.save_hyperparameters()
+
+    trainer = quiet_trainer(max_epochs=1)
+    trainer.fit(WithModule(torch.nn.Linear(1, 1)))
+    path = tmp_path / "hp.ckpt"
+    with pytest.warns(UserWarning, match="hyperparameter 'backbone'.*ignore="):
+        trainer.save_checkpoint(path)
+    assert torch.load(path, weights_only=True)["hyper_parameters"] == {"lr": 0.01}
