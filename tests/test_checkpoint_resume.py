@@ -173,3 +173,62 @@ def test_hyperparameters_that_are_not_plain_data_are_left_out_with_a_warning(tmp
     with pytest.warns(UserWarning, match="hyperparameter 'backbone'.*ignore="):
         trainer.save_checkpoint(path)
     assert torch.load(path, weights_only=True)["hyper_parameters"] == {"lr": 0.01}
+
+
+def test_load_from_checkpoint_rebuilds_the_module_with_overrides(tmp_path: Path) -> None:
+    """LightningModule.load_from_checkpoint rebuilds from saved hyperparameters, with keyword overrides and the weights."""
+    model = Net(lr=0.05)
+    trainer = quiet_trainer(max_epochs=1)
+    trainer.fit(model)
+    path = tmp_path / "net.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = Net.load_from_checkpoint(path)
+    assert isinstance(loaded, Net) and loaded.hparams.lr == 0.05
+    for ours, theirs in zip(loaded.parameters(), model.parameters()):
+        assert torch.equal(ours, theirs)
+    assert Net.load_from_checkpoint(path, lr=0.5).hparams.lr == 0.5
+
+
+def test_datamodule_load_from_checkpoint_restores_its_hyperparameters_and_state(tmp_path: Path) -> None:
+    """LightningDataModule.load_from_checkpoint rebuilds from its saved hyperparameters and state."""
+
+    class Data(L.LightningDataModule):
+        def __init__(self, batch_size: int = 8) -> None:
+            super().__init__()
+            self.save_hyperparameters()
+            self.seen = 0
+
+        def train_dataloader(self) -> DataLoader[Any]:
+            return DataLoader(TensorDataset(X, Y), batch_size=self.hparams.batch_size)
+
+        def state_dict(self) -> dict[str, Any]:
+            return {"seen": 41}
+
+        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+            self.seen = state_dict["seen"]
+
+    class NoData(Net):
+        def train_dataloader(self) -> DataLoader[Any]:
+            raise AssertionError("the datamodule's loader must be used")
+
+        def val_dataloader(self) -> DataLoader[Any]:
+            return DataLoader(TensorDataset(X[:8], Y[:8]), batch_size=8)
+
+    trainer = quiet_trainer(max_epochs=1, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(NoData(), datamodule=Data(batch_size=20))
+    path = tmp_path / "dm.ckpt"
+    trainer.save_checkpoint(path)
+    data = Data.load_from_checkpoint(path)
+    assert (data.hparams.batch_size, data.seen) == (20, 41)
+
+
+def test_validate_with_ckpt_path_uses_the_saved_weights(tmp_path: Path) -> None:
+    """validate(ckpt_path=...) evaluates the checkpoint's weights, not the module's current ones."""
+    model = Net()
+    trainer = quiet_trainer(max_epochs=1)
+    trainer.fit(model)
+    path = tmp_path / "net.ckpt"
+    trainer.save_checkpoint(path)
+    expected = trainer.validate(model)[0]["val_loss"]
+    fresh = Net()
+    assert quiet_trainer().validate(fresh, ckpt_path=path)[0]["val_loss"] == pytest.approx(expected)

@@ -540,3 +540,25 @@ def test_datamodule_defaults() -> None:
     batch = _nested_batch()
     assert data.on_before_batch_transfer(batch, 0) is batch
     _check_transferred(data.transfer_batch_to_device(batch, torch.device("meta"), 0), batch, torch.device("meta"))
+
+
+def test_jit_scanning_lets_torch_jit_trace_an_unattached_module() -> None:
+    """Inside jit_scanning, torch.jit.trace can read every attribute of a module with no Trainer."""
+    import torch
+
+    from fulmen_core import LightningModule, jit_scanning
+
+    class Net(LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.layer(x)
+            return out
+
+    net = Net()
+    with jit_scanning(net):
+        traced = torch.jit.trace(net, torch.ones(1, 2))
+    assert torch.equal(traced(torch.ones(1, 2)), net(torch.ones(1, 2)))
+    assert net._jit_is_scripting is False

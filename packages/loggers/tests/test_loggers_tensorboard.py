@@ -135,11 +135,6 @@ def test_tensorboard_log_graph_writes_the_traced_graph(tmp_path: Path) -> None:
     assert _graph_has_linear(logger.log_dir)
 
 
-@pytest.mark.xfail(
-    reason="fulmen_core.LightningModule.trainer raises RuntimeError when torch.jit tracing reads every attribute "
-    "of a module not attached to a Trainer (Lightning lists it in __jit_unused_properties__); a core fix",
-    raises=RuntimeError,
-)
 def test_tensorboard_log_graph_of_a_lightning_module_runs_its_transfer_hooks(tmp_path: Path) -> None:
     """A LightningModule's graph is traced on its example input after its batch-transfer hooks."""
     model = _LitNet()

@@ -249,9 +249,10 @@ class EarlyStopping(Callback):
 
     def _improvement_message(self, current: torch.Tensor) -> str:
         if bool(torch.isfinite(self.best_score)):
+            change = abs(self.best_score.to(current.device) - current)
             return (
-                f"Metric {self.monitor} improved by {abs(self.best_score.to(current.device) - current):.3f} >= "
-                f"min_delta = {abs(self.min_delta)}. New best score: {current:.3f}"
+                f"Metric {self.monitor} improved by {change:.3f} >= min_delta = {abs(self.min_delta)}. "
+                f"New best score: {current:.3f}"
             )
         return f"Metric {self.monitor} improved. New best score: {current:.3f}"
 

@@ -75,7 +75,8 @@ class LearningRateMonitor(Callback):
                 RuntimeWarning,
                 stacklevel=2,
             )
-        names = [name for _, group_names, _ in self._named(configs, trainer.optimizers) for name in group_names]
+        named = self._named(configs, trainer.optimizers)
+        names = [name for _, group_names, _ in named for name in group_names]
         self.lrs = {name: [] for name in names}
         self.last_momentum_values = {f"{name}-momentum": None for name in names}
         self.last_weight_decay_values = {f"{name}-weight_decay": None for name in names}

@@ -12,7 +12,7 @@ from fulmen_core._datamodule import LightningDataModule
 from fulmen_core._exceptions import MisconfigurationException
 from fulmen_core._exporter import Exporter, ExportResult
 from fulmen_core._hparams import AttributeDict
-from fulmen_core._lightning_module import LightningModule
+from fulmen_core._lightning_module import LightningModule, jit_scanning
 from fulmen_core._logger import Logger
 from fulmen_core._loop import Loop, SupportsStateDict
 from fulmen_core._module import Module
@@ -47,6 +47,7 @@ __all__ = [
     "apply_to_tensors",
     "collect_rng_states",
     "isolate_rng",
+    "jit_scanning",
     "load_checkpoint_file",
     "move_data_to_device",
     "restore_rng_states",

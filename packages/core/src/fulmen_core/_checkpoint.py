@@ -11,7 +11,6 @@ import os
 import pickle
 import tempfile
 import warnings
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -93,7 +92,7 @@ def load_checkpoint_file(
             f"safely ({err}); re-save it with hyperparameters that are numbers, strings, lists or "
             "dicts (use save_hyperparameters(ignore=[...]) for modules and datasets)"
         ) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+    except Exception as err:  # a truncated archive fails in many ways (EOF, KeyError, zip errors)
         raise CheckpointError(
             f"checkpoint {str(source)!r} is damaged or truncated and cannot be read ({err}); use "
             "an earlier checkpoint"
@@ -135,3 +134,32 @@ def plain_hyperparameters(hparams: Mapping[str, Any], owner: str) -> dict[str, A
     return {
         key: value for key, value in hparams.items() if plain_data(value, f"{owner} hyperparameter {key!r}")
     }
+
+
+def constructor_arguments(
+    checkpoint: Mapping[str, Any],
+    key: str,
+    name_key: str,
+    hparams_file: str | os.PathLike[str] | None,
+    overrides: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The keyword arguments that rebuild a module or datamodule saved in ``checkpoint``."""
+    saved: dict[str, Any] = dict(checkpoint.get(key) or {})
+    if hparams_file is not None:
+        try:
+            import yaml
+        except ImportError as err:
+            raise ModuleNotFoundError(
+                "hparams_file= needs PyYAML: pip install pyyaml", name="yaml"
+            ) from err
+        with open(hparams_file, encoding="utf-8") as stream:
+            from_file = yaml.safe_load(stream) or {}
+        if not isinstance(from_file, dict):
+            raise CheckpointError(f"hparams file {os.fspath(hparams_file)!r} does not hold a mapping")
+        saved.update(from_file)
+    saved.update(overrides)
+    name = checkpoint.get(name_key)
+    if name and name != "kwargs" and key in checkpoint:
+        # saved from a single dict/Namespace argument: pass it back under its parameter name
+        return {name: saved}
+    return saved

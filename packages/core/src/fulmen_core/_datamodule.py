@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
+from typing_extensions import Self
 
+from fulmen_core._checkpoint import constructor_arguments, load_checkpoint_file
 from fulmen_core._collections import move_data_to_device
 from fulmen_core._exceptions import MisconfigurationException
 from fulmen_core._hparams import HyperparametersMixin
@@ -77,3 +80,22 @@ class LightningDataModule(HyperparametersMixin):
 
     def on_exception(self, exception: BaseException) -> None:
         """Called when a stage is interrupted by an exception."""
+
+    @classmethod
+    def load_from_checkpoint(
+        cls,
+        checkpoint_path: str | os.PathLike[str],
+        map_location: Any = None,
+        hparams_file: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Rebuild the datamodule from the hyperparameters and state a fit checkpoint saved."""
+        checkpoint = load_checkpoint_file(checkpoint_path, map_location=map_location)
+        arguments = constructor_arguments(
+            checkpoint, "datamodule_hyper_parameters", "datamodule_hparams_name", hparams_file, kwargs
+        )
+        datamodule = cls(**arguments)
+        state = checkpoint.get(cls.__qualname__)
+        if state:
+            datamodule.load_state_dict(state)
+        return datamodule

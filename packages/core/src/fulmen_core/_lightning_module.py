@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
+import os
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 import torch
 from torch.optim import Optimizer
+from typing_extensions import Self
 
+from fulmen_core._checkpoint import CheckpointError, constructor_arguments, load_checkpoint_file
 from fulmen_core._collections import move_data_to_device
 from fulmen_core._exceptions import MisconfigurationException
 from fulmen_core._hparams import HyperparametersMixin
@@ -30,10 +34,29 @@ class LightningModule(torch.nn.Module, HyperparametersMixin, OnnxExportMixin):
     until overridden. The Trainer attaches itself while a stage runs (``self.trainer``).
     """
 
+    # torch.jit skips these when it scans the module (tracing for a graph or an export): they
+    # describe the run, not the computation, and `trainer` raises when none is attached.
+    __jit_unused_properties__: list[str] = [
+        "trainer",
+        "automatic_optimization",
+        "example_input_array",
+        "current_epoch",
+        "global_step",
+        "global_rank",
+        "local_rank",
+        "logger",
+        "loggers",
+        "device",
+        "dtype",
+        "hparams",
+        "hparams_initial",
+    ]
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._trainer: TrainerView | None = None
         self._host: ModuleHost | None = None
+        self._jit_is_scripting = False
         self._automatic_optimization: bool = True
         self._example_input_array: Any = None
         self._device: torch.device = torch.device("cpu")
@@ -44,12 +67,12 @@ class LightningModule(torch.nn.Module, HyperparametersMixin, OnnxExportMixin):
     @property
     def trainer(self) -> TrainerView:
         """The Trainer running this module; an error when none is attached."""
-        if self._trainer is None:
+        if self._trainer is None and not self._jit_is_scripting:
             raise RuntimeError(
                 f"{type(self).__qualname__} is not attached to a Trainer: pass it to "
                 "trainer.fit/validate/test/predict before reading `self.trainer`"
             )
-        return self._trainer
+        return self._trainer  # type: ignore[return-value]  # None only while torch.jit scans the module
 
     @trainer.setter
     def trainer(self, trainer: TrainerView | None) -> None:
@@ -537,6 +560,44 @@ class LightningModule(torch.nn.Module, HyperparametersMixin, OnnxExportMixin):
         """Alter a batch after it moved to the device."""
         return batch
 
+    # ------------------------------------------------------------------ checkpoints
+
+    @classmethod
+    def load_from_checkpoint(
+        cls,
+        checkpoint_path: str | os.PathLike[str],
+        map_location: Any = None,
+        hparams_file: str | os.PathLike[str] | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Rebuild the module from a checkpoint: ``cls(**saved_hyperparameters, **kwargs)``, then
+        ``on_load_checkpoint`` and the weights (``strict`` by default). The file is read with
+        ``torch.load(weights_only=True)``; keyword arguments override saved hyperparameters."""
+        path = os.fspath(checkpoint_path)
+        checkpoint = load_checkpoint_file(path, map_location=map_location)
+        arguments = constructor_arguments(checkpoint, "hyper_parameters", "hparams_name", hparams_file, kwargs)
+        try:
+            model = cls(**arguments)
+        except TypeError as err:
+            raise CheckpointError(
+                f"cannot rebuild {cls.__qualname__} from {path!r} with arguments {sorted(arguments)}: "
+                f"{err}; pass the missing ones as keywords to load_from_checkpoint"
+            ) from err
+        model.on_load_checkpoint(checkpoint)
+        if "state_dict" not in checkpoint:
+            raise CheckpointError(f"checkpoint {path!r} has no 'state_dict' entry; it is not a model checkpoint")
+        result = model.load_state_dict(checkpoint["state_dict"], strict=False)
+        if (strict is None or strict) and (result.missing_keys or result.unexpected_keys):
+            raise CheckpointError(
+                f"checkpoint {path!r} does not fit {cls.__qualname__}: missing keys "
+                f"{list(result.missing_keys)}, unexpected keys {list(result.unexpected_keys)}; "
+                "pass strict=False to load what matches"
+            )
+        if map_location is not None and isinstance(map_location, (str, torch.device)):
+            model.to(map_location)
+        return model
+
     # ------------------------------------------------------------------ helpers
 
     def freeze(self) -> None:
@@ -550,3 +611,17 @@ class LightningModule(torch.nn.Module, HyperparametersMixin, OnnxExportMixin):
         for param in self.parameters():
             param.requires_grad = True
         self.train()
+
+
+@contextlib.contextmanager
+def jit_scanning(module: torch.nn.Module) -> Iterator[None]:
+    """While active, ``trainer`` of every LightningModule in ``module`` reads as ``None`` instead of
+    raising, so that torch.jit (tracing for a graph or an export) can read every attribute."""
+    flagged = [m for m in module.modules() if isinstance(m, LightningModule)]
+    for member in flagged:
+        member._jit_is_scripting = True
+    try:
+        yield
+    finally:
+        for member in flagged:
+            member._jit_is_scripting = False

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
+from fulmen_core import jit_scanning
 from torch import Tensor
 
 from fulmen_loggers._utils import (
@@ -210,7 +211,8 @@ class TensorBoardLogger:
                 stacklevel=2,
             )
             return
-        self.experiment.add_graph(model, _to_model_device(model, input_array))
+        with jit_scanning(model):  # torch.jit reads every attribute, `trainer` included
+            self.experiment.add_graph(model, _to_model_device(model, input_array))
 
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         """A no-op: TensorBoard runs keep no checkpoint artifacts."""
