@@ -559,6 +559,6 @@ def test_jit_scanning_lets_torch_jit_trace_an_unattached_module() -> None:
 
     net = Net()
     with jit_scanning(net):
-        traced = torch.jit.trace(net, torch.ones(1, 2))
+        traced = torch.jit.trace(net, torch.ones(1, 2))  # type: ignore[no-untyped-call]  # unannotated in torch
     assert torch.equal(traced(torch.ones(1, 2)), net(torch.ones(1, 2)))
     assert net._jit_is_scripting is False
