@@ -395,7 +395,7 @@ def _reply(stream: IO[str], payload: object) -> None:
     stream.flush()
 
 
-def fits_worker(frameworks: Sequence[str], epochs: int) -> None:
+def fits_worker(frameworks: Sequence[str], epochs: int, skip: Sequence[str]) -> None:
     """Serve timing rounds over stdin/stdout (one JSON line per command)."""
     import torch
 
@@ -406,7 +406,7 @@ def fits_worker(frameworks: Sequence[str], epochs: int) -> None:
             fws = {name: Framework(name) for name in frameworks}
         tasks = define_tasks()
         loader = make_loader(epochs)
-        configs = [c for name in frameworks for c in configs_for(name)]
+        configs = [c for name in frameworks for c in configs_for(name) if c.key not in skip]
         _reply(
             out,
             {
@@ -429,14 +429,17 @@ def fits_worker(frameworks: Sequence[str], epochs: int) -> None:
                 index = int(command[1])
                 shift = index % len(configs)
                 order = configs[shift:] + configs[:shift]
+                # raw, c1, raw, c2, ..., raw: each configuration sits between two raw loops.
                 raw = [run_raw(tasks, loader, epochs)]
                 times: dict[str, tuple[float, float]] = {}
+                pairs: dict[str, list[tuple[float, float]]] = {}
                 steps: dict[str, int] = {"raw": raw[0][2]}
                 for config in order:
                     wall, cpu, steps[config.key] = run_config(config, fws[config.framework], tasks, loader, epochs)
                     times[config.key] = (wall, cpu)
-                raw.append(run_raw(tasks, loader, epochs))
-                _reply(out, {"raw": [r[:2] for r in raw], "times": times, "steps": steps})
+                    raw.append(run_raw(tasks, loader, epochs))
+                    pairs[config.key] = [raw[-2][:2], raw[-1][:2]]
+                _reply(out, {"raw": [r[:2] for r in raw], "times": times, "pairs": pairs, "steps": steps})
             elif command[0] == "logbench":
                 result: dict[str, dict[str, float]] = {}
                 for name, fw in fws.items():
@@ -503,11 +506,13 @@ print(json.dumps({{"torch": middle - start, "extra": end - middle, "modules": le
 class Worker:
     """A ``fits`` worker process: one interpreter, one or more frameworks."""
 
-    def __init__(self, python: str, frameworks: Sequence[str], epochs: int, cwd: str) -> None:
+    def __init__(self, python: str, frameworks: Sequence[str], epochs: int, cwd: str, skip: Sequence[str] = ()) -> None:
         self.python = python
         self.frameworks = list(frameworks)
+        command = [python, os.path.abspath(__file__), "--worker", "fits", "--frameworks", ",".join(frameworks)]
+        command += ["--epochs", str(epochs), "--skip-configs", ",".join(skip)]
         self.process = subprocess.Popen(
-            [python, os.path.abspath(__file__), "--worker", "fits", "--frameworks", ",".join(frameworks), "--epochs", str(epochs)],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -566,7 +571,7 @@ def _fmt(value: float, digits: int = 2) -> str:
 
 
 def fit_section(workers: list[Worker], rounds: int, epochs: int, results: dict[str, Any]) -> None:
-    # samples[clock][key]: per-round values; clock 0 is wall time, 1 is the process's CPU time.
+    # Per clock (0: wall time, 1: the process's CPU time), per configuration, one value per round.
     cold: dict[str, float] = {}
     times: list[dict[str, list[float]]] = [{}, {}]
     ratios: list[dict[str, list[float]]] = [{}, {}]
@@ -585,19 +590,26 @@ def fit_section(workers: list[Worker], rounds: int, epochs: int, results: dict[s
                 print(f"  warning: configurations took {bad} steps instead of {STEPS}", file=sys.stderr)
             raw_key = f"raw-{worker.frameworks[0]}"
             for clock in (0, 1):
-                raw = statistics.fmean(r[clock] for r in reply["raw"])
-                samples = {raw_key: raw, **{k: v[clock] for k, v in reply["times"].items()}}
-                for key, seconds in samples.items():
-                    if index == 0:
-                        if clock == 0:
-                            cold[key] = seconds / raw
-                        continue
+                raw_all = [r[clock] for r in reply["raw"]]
+                if index == 0:
+                    if clock == 0:
+                        cold[raw_key] = 1.0
+                        for key, pair in reply["pairs"].items():
+                            cold[key] = reply["times"][key][0] / pair[0][0]  # vs the raw loop run just before
+                    continue
+                times[clock].setdefault(raw_key, []).append(statistics.median(raw_all))
+                round_over: dict[str, float] = {}
+                for key, value in reply["times"].items():
+                    seconds = value[clock]
+                    raw = statistics.fmean(p[clock] for p in reply["pairs"][key])
                     times[clock].setdefault(key, []).append(seconds)
                     ratios[clock].setdefault(key, []).append(seconds / raw)
-                    per_step[clock].setdefault(key, []).append((seconds - raw) / STEPS * 1e6)
-                    off = samples.get(f"{key.split('-')[0]}-off")
-                    if off is not None:
-                        over_off[clock].setdefault(key, []).append((seconds - off) / STEPS * 1e6)
+                    round_over[key] = (seconds - raw) / STEPS * 1e6
+                    per_step[clock].setdefault(key, []).append(round_over[key])
+                for key, value in round_over.items():
+                    off = round_over.get(f"{key.split('-')[0]}-off")
+                    if off is not None and not key.endswith("-off"):
+                        over_off[clock].setdefault(key, []).append(value - off)
         print(f"  round {index}/{rounds}{' (cold, not counted)' if index == 0 else ''} done", file=sys.stderr)
 
     rows: list[list[str]] = []
@@ -606,8 +618,9 @@ def fit_section(workers: list[Worker], rounds: int, epochs: int, results: dict[s
         if "error" in worker.info:
             continue
         first = worker.frameworks[0]
-        keys = [f"raw-{first}"] + [c.key for name in worker.frameworks for c in configs_for(name)]
-        labels = {f"raw-{first}": f"raw PyTorch loop ({' + '.join(worker.frameworks)} process)"}
+        raw_key = f"raw-{first}"
+        keys = [raw_key] + [c.key for name in worker.frameworks for c in configs_for(name)]
+        labels = {raw_key: f"raw PyTorch loop ({' + '.join(worker.frameworks)} process)"}
         budgets: dict[str, float | None] = {}
         for name in worker.frameworks:
             for c in configs_for(name):
@@ -616,7 +629,10 @@ def fit_section(workers: list[Worker], rounds: int, epochs: int, results: dict[s
         for key in keys:
             if key not in times[0]:
                 continue
-            wall, cpu = ratios[0][key], ratios[1][key]
+            is_raw = key == raw_key
+            wall = ratios[0].get(key, [1.0])
+            cpu = ratios[1].get(key, [1.0])
+            best = min(times[0][key]) / min(times[0][raw_key])
             budget = budgets.get(key)
             rows.append(
                 [
@@ -624,44 +640,57 @@ def fit_section(workers: list[Worker], rounds: int, epochs: int, results: dict[s
                     f"{_median(times[0][key]) * 1e3:.0f}",
                     _fmt(_median(wall)),
                     f"{min(wall):.2f}-{max(wall):.2f}",
-                    "-" if key.startswith("raw") else f"{_median(per_step[0][key]):.1f}",
+                    _fmt(best),
+                    "-" if is_raw else f"{_median(per_step[0][key]):.0f}",
                     _fmt(_median(cpu)),
-                    "-" if key.startswith("raw") else f"{_median(per_step[1][key]):.1f}",
+                    "-" if is_raw else f"{_median(per_step[1][key]):.0f}",
                     _fmt(cold.get(key, math.nan)),
                     "" if budget is None else f"<= {budget:.2f}" + (" ok" if _median(wall) <= budget else " OVER"),
                 ]
             )
-            if key in over_off[0] and not key.endswith("-off"):
+            if key in over_off[0]:
                 extra_wall, extra_cpu = _median(over_off[0][key]), _median(over_off[1][key])
-                per = f"; per log call {extra_wall / N_METRICS:+.2f} wall, {extra_cpu / N_METRICS:+.2f} CPU us" if key.endswith("-metrics") else ""
-                notes.append(f"  {labels[key]}: {extra_wall:+.1f} us/step wall, {extra_cpu:+.1f} us/step CPU over features off{per}")
+                per = ""
+                if key.endswith("-metrics"):
+                    per = f" = {extra_wall / N_METRICS:.1f} wall / {extra_cpu / N_METRICS:.1f} CPU us per self.log call"
+                notes.append(f"  {labels[key]}: {extra_wall:+.0f} wall / {extra_cpu:+.0f} CPU us per step{per}")
             results.setdefault("fit", {})[key] = {
                 "label": labels[key],
                 "median_wall_s": _median(times[0][key]),
                 "median_cpu_s": _median(times[1][key]),
                 "ratio_wall": _median(wall),
+                "ratio_wall_best": best,
                 "ratio_cpu": _median(cpu),
                 "ratios_wall": wall,
                 "ratios_cpu": cpu,
-                "us_per_step_wall": _median(per_step[0][key]) if not key.startswith("raw") else 0.0,
-                "us_per_step_cpu": _median(per_step[1][key]) if not key.startswith("raw") else 0.0,
+                "us_per_step_wall": 0.0 if is_raw else _median(per_step[0][key]),
+                "us_per_step_cpu": 0.0 if is_raw else _median(per_step[1][key]),
+                "us_per_step_over_off_wall": _median(over_off[0].get(key, [])),
+                "us_per_step_over_off_cpu": _median(over_off[1].get(key, [])),
                 "cold_ratio_wall": cold.get(key),
             }
     print()
     print(
         f"Trainer(...) + fit vs a raw loop in the same process: {STEPS} steps ({epochs} epoch(s) x {STEPS // epochs} "
         f"batches of {BATCH_SIZE}), MLP {FEATURES}-{HIDDEN}-{CLASSES}, SGD, CPU, 1 thread; medians of {rounds} "
-        "interleaved rounds (ratio: per-round time over that round's raw loop)"
+        "interleaved rounds"
     )
     print(
         _table(
-            ["configuration", "wall ms", "ratio", "min-max", "us/step", "CPU ratio", "CPU us/step", "cold ratio", "budget (wall)"],
+            ["configuration", "wall ms", "ratio", "min-max", "best", "us/step", "CPU ratio", "CPU us/step", "cold", "budget (ratio)"],
             rows,
-            [False, True, True, True, True, True, True, True, False],
+            [False, True, True, True, True, True, True, True, True, False],
         )
     )
-    print("Scaling (each row minus features off, same round):")
-    print("\n".join(notes) if notes else "  (no scaling rows)")
+    print(
+        "  ratio: median over rounds of wall time / the mean of the raw loops run just before and after;\n"
+        "  best: fastest run / fastest raw run; us/step: (time - raw) / steps, construction and start-up included;\n"
+        "  CPU: the same with the process's CPU time (less disturbed by other work on the machine);\n"
+        "  cold: the first run in a fresh process (lazy imports, first-call costs) / the raw loop run before it"
+    )
+    if notes:
+        print("Scaling, per step over features off (same round):")
+        print("\n".join(notes))
     for worker in workers:
         if "error" in worker.info:
             print(f"  not run: {worker.info['error']}")
@@ -774,15 +803,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(default: $FULMEN_BENCH_LIGHTNING_PYTHON)",
     )
     parser.add_argument("--no-lightning", action="store_true", help="skip the Lightning rows")
+    parser.add_argument(
+        "--lightning-scaling",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time Lightning with metrics and callbacks (default: yes, but not with --quick; "
+        "Lightning's self.log is slow, so these rows take most of the run)",
+    )
     parser.add_argument("--skip", action="append", default=[], choices=["fit", "import", "memory", "log"], help="skip a section (repeatable)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
     parser.add_argument("--worker", choices=["fits", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--frameworks", default="fulmen", help=argparse.SUPPRESS)
     parser.add_argument("--config", default="fulmen-off", help=argparse.SUPPRESS)
+    parser.add_argument("--skip-configs", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker == "fits":
-        fits_worker(args.frameworks.split(","), args.epochs)
+        fits_worker(args.frameworks.split(","), args.epochs, args.skip_configs.split(","))
         return 0
     if args.worker == "memory":
         memory_worker(args.config, args.epochs)
@@ -816,13 +853,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with scratch_dir() as cwd:
         workers: list[Worker] = []
+        scaling = args.lightning_scaling if args.lightning_scaling is not None else not args.quick
+        skip = [] if scaling else ["lightning-metrics", "lightning-callbacks"]
         if "fit" not in args.skip or "log" not in args.skip:
             if lightning_python == python:
-                workers.append(Worker(python, ["fulmen", "lightning"], args.epochs, cwd))
+                workers.append(Worker(python, ["fulmen", "lightning"], args.epochs, cwd, skip))
             else:
                 workers.append(Worker(python, ["fulmen"], args.epochs, cwd))
                 if lightning_python is not None:
-                    workers.append(Worker(lightning_python, ["lightning"], args.epochs, cwd))
+                    workers.append(Worker(lightning_python, ["lightning"], args.epochs, cwd, skip))
             for worker in workers:
                 if "error" not in worker.info:
                     print(

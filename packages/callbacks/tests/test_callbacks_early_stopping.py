@@ -331,3 +331,20 @@ def test_stop_sets_should_stop_and_epoch() -> None:
     assert not trainer.should_stop
     stopper.on_validation_end(trainer, Scripted([]))
     assert trainer.should_stop and stopper.stopped_epoch == 7
+
+
+def test_resume_from_a_checkpoint_keeps_counting(tmp_path: Any) -> None:
+    """A fit resumed from a Runner checkpoint restores the callback's state and stops where an
+    uninterrupted run stops."""
+    first = EarlyStopping(monitor="val_metric", patience=2)
+    runner = _fit(Scripted(DOWN_THEN_FLAT), first, max_epochs=3)
+    assert (first.wait_count, float(first.best_score), runner.should_stop) == (1, 4.0, False)
+    path = tmp_path / "three_epochs.ckpt"
+    runner.save_checkpoint(path)
+    resumed = EarlyStopping(monitor="val_metric", patience=2)
+    module = Scripted(DOWN_THEN_FLAT)
+    module.validations = 3  # the values continue where the first run's module left off
+    second = Runner(callbacks=[resumed], settings=LoopSettings(max_epochs=10))
+    second.fit(module, _loader(), _loader(), ckpt_path=path)
+    assert (resumed.stopped_epoch, resumed.wait_count, float(resumed.best_score)) == (3, 2, 4.0)
+    assert (second.current_epoch, second.global_step) == (4, 16)

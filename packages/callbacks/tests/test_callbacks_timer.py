@@ -208,3 +208,15 @@ def test_message_only_on_global_zero(clock: Clock, capsys: pytest.CaptureFixture
     trainer = _Ranked()
     timer.on_fit_start(trainer, Ticking(clock))
     assert trainer.should_stop and capsys.readouterr().out == ""
+
+
+def test_resume_from_a_checkpoint_counts_the_time_spent(clock: Clock, tmp_path: Any) -> None:
+    """A fit resumed from a Runner checkpoint counts the training time saved in it toward the limit."""
+    runner = _runner(Timer("00:00:01:00"), max_epochs=1)
+    runner.fit(Ticking(clock), _loader())
+    path = tmp_path / "one_epoch.ckpt"
+    runner.save_checkpoint(path)
+    resumed = Timer("00:00:01:00", verbose=False)
+    second = _runner(resumed)
+    second.fit(Ticking(clock), _loader(), ckpt_path=path)
+    assert second.global_step == 4 + 2 and resumed.time_elapsed() == 60.0

@@ -10,6 +10,7 @@ from fulmen_callbacks._accumulation import GradientAccumulationScheduler
 from fulmen_callbacks._early_stopping import EarlyStopping, EarlyStoppingReason
 from fulmen_callbacks._lambda import LambdaCallback
 from fulmen_callbacks._lr_monitor import LearningRateMonitor
+from fulmen_callbacks._model_checkpoint import ModelCheckpoint
 from fulmen_callbacks._progress import TQDMProgressBar, format_metric, format_metrics, get_standard_metrics
 from fulmen_callbacks._summary import (
     LayerSummary,
@@ -29,6 +30,7 @@ __all__ = [
     "LambdaCallback",
     "LayerSummary",
     "LearningRateMonitor",
+    "ModelCheckpoint",
     "ModelSummary",
     "Summary",
     "TQDMProgressBar",

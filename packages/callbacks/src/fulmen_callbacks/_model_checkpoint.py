@@ -322,7 +322,6 @@ class ModelCheckpoint(Callback):
             self.kth_value = state_dict.get("kth_value", self.kth_value)
             self.best_k_models = dict(state_dict.get("best_k_models", self.best_k_models))
             self.last_model_path = state_dict.get("last_model_path", self.last_model_path)
-            self.current_score = state_dict.get("current_score", self.current_score)
         else:
             warnings.warn(
                 f"The dirpath has changed from {dirpath!r} to {self.dirpath!r}, therefore "

@@ -16,6 +16,7 @@ from fulmen_core._lightning_module import LightningModule, jit_scanning
 from fulmen_core._logger import Logger
 from fulmen_core._loop import Loop, SupportsStateDict
 from fulmen_core._module import Module
+from fulmen_core._optimizer import LightningOptimizer
 from fulmen_core._registry import Registry
 from fulmen_core._seed import collect_rng_states, isolate_rng, restore_rng_states, seed_everything
 from fulmen_core._trainer import ModuleHost, TrainerView
@@ -34,6 +35,7 @@ __all__ = [
     "LRSchedulerConfig",
     "LightningDataModule",
     "LightningModule",
+    "LightningOptimizer",
     "Logger",
     "Loop",
     "MisconfigurationException",

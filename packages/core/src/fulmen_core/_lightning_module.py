@@ -17,6 +17,7 @@ from fulmen_core._collections import move_data_to_device
 from fulmen_core._exceptions import MisconfigurationException
 from fulmen_core._hparams import HyperparametersMixin
 from fulmen_core._onnx import OnnxExportMixin
+from fulmen_core._optimizer import LightningOptimizer
 from fulmen_core._trainer import ModuleHost, TrainerView
 from fulmen_core._types import STEP_OUTPUT, OptimizerLRScheduler
 
@@ -57,6 +58,7 @@ class LightningModule(torch.nn.Module, HyperparametersMixin, OnnxExportMixin):
         self._trainer: TrainerView | None = None
         self._host: ModuleHost | None = None
         self._jit_is_scripting = False
+        self._lightning_optimizers: list[LightningOptimizer] = []
         self._automatic_optimization: bool = True
         self._example_input_array: Any = None
         self._device: torch.device = torch.device("cpu")
@@ -241,10 +243,22 @@ class LightningModule(torch.nn.Module, HyperparametersMixin, OnnxExportMixin):
 
     # ------------------------------------------------------------------ optimization
 
-    def optimizers(self, use_pl_optimizer: bool = True) -> Optimizer | list[Optimizer]:
-        """The optimizers from ``configure_optimizers``: one optimizer alone, several as a list."""
-        found = self.trainer.optimizers
-        return found[0] if len(found) == 1 else list(found)
+    def optimizers(self, use_pl_optimizer: bool = True) -> Any:
+        """The optimizers from ``configure_optimizers``: one alone, several as a list.
+
+        With ``use_pl_optimizer=True`` (the default) they are :class:`LightningOptimizer` wrappers
+        whose ``step()`` runs the Trainer's pre-step hooks and precision and counts the step, as
+        manual optimization needs. (Typed ``Any`` because whether one or a list comes back depends on
+        what ``configure_optimizers`` returned.)
+        """
+        found: list[Any] = list(self.trainer.optimizers)
+        if use_pl_optimizer and self._host is not None:
+            cached = self._lightning_optimizers
+            if [o.optimizer for o in cached] != found:
+                cached = [LightningOptimizer(o, self._host) for o in found]
+                self._lightning_optimizers = cached
+            found = list(cached)
+        return found[0] if len(found) == 1 else found
 
     def lr_schedulers(self) -> Any:
         """The schedulers from ``configure_optimizers``: ``None``, one alone, or several as a list."""
@@ -259,6 +273,11 @@ class LightningModule(torch.nn.Module, HyperparametersMixin, OnnxExportMixin):
         if self._host is None:
             raise RuntimeError(
                 "manual_backward needs a running Trainer; call it from training_step"
+            )
+        if self._automatic_optimization:
+            raise MisconfigurationException(
+                "manual_backward is for manual optimization; set self.automatic_optimization = False "
+                f"in {type(self).__qualname__}.__init__, or return the loss from training_step"
             )
         self._host.manual_backward(loss, *args, **kwargs)
 

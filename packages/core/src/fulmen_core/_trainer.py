@@ -97,3 +97,9 @@ class ModuleHost(Protocol):
     def manual_backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """Run backward through the precision and strategy in use (manual optimization)."""
         ...
+
+    def optimizer_step(
+        self, optimizer: Optimizer, closure: Callable[[], Any] | None, **kwargs: Any
+    ) -> Any:
+        """Step ``optimizer`` with the pre-step hooks and precision, counting the step."""
+        ...

@@ -408,7 +408,7 @@ class FitLoop:
         transfer = runner.transfer_batch
         max_steps = runner.max_steps
         check_val_epoch = self._should_validate_this_epoch()
-        has_step_schedulers = any(c.interval == "step" for c in runner.lr_scheduler_configs)
+        has_step_schedulers = automatic and any(c.interval == "step" for c in runner.lr_scheduler_configs)
         timed = settings.max_time is not None
         sized = limit != math.inf
         # Unsized loaders are read one batch ahead so that `is_last_batch` is known in time.
@@ -474,11 +474,10 @@ class FitLoop:
             if automatic:
                 outputs = self._automatic_step(closure, optimizer, batch, batch_idx, accumulating)
             else:
-                set_hook("training_step")
-                outputs = module.training_step(batch, batch_idx)
+                outputs = self._manual_step(batch, batch_idx)
             if has_step_schedulers and not accumulating:
                 self._step_schedulers("step")
-            if last:
+            if last and automatic:
                 # Epoch-interval schedulers step at the last batch, before this epoch's validation;
                 # ReduceLROnPlateau waits for the epoch's end, when validation metrics exist.
                 self._step_schedulers("epoch")
@@ -504,6 +503,29 @@ class FitLoop:
                 "the training dataloader yielded no batches; check the dataset is not empty"
             )
         self._epoch_end()
+
+    def _manual_step(self, batch: Any, batch_idx: int) -> Any:
+        """Manual optimization: training_step does backward and steps itself; what it returns goes
+        to on_train_batch_end (a tensor as {"loss": tensor}, as in Lightning)."""
+        runner = self.runner
+        module = self.module
+        runner.set_hook("training_step")
+        precision = runner.precision_plugin
+        if precision.needs_context:
+            with precision.forward_context():
+                output = module.training_step(batch, batch_idx)
+        else:
+            output = module.training_step(batch, batch_idx)
+        if output is None:
+            return {}
+        if isinstance(output, torch.Tensor):
+            return {"loss": output.detach()}
+        if isinstance(output, Mapping):
+            return {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in output.items()}
+        raise MisconfigurationException(
+            f"training_step returned {type(output).__qualname__}; in manual optimization return "
+            "None, a tensor or a dict"
+        )
 
     def _new_iterator(self, loader: Iterable[Any], capture: bool = True) -> Iterator[Any]:
         """A fresh iterator over ``loader`` for this epoch, remembering the RNG state it drew from."""
@@ -621,7 +643,8 @@ class FitLoop:
         module.on_train_epoch_end()
         cbs.on_train_epoch_end_monitoring(runner, module)
         logged = runner.epoch_end()
-        self._step_schedulers("epoch", plateau=True)
+        if module.automatic_optimization:  # manual optimization steps its schedulers itself
+            self._step_schedulers("epoch", plateau=True)
         runner.batches_that_stepped -= 1  # epoch metrics are logged at the epoch's last step
         runner.send_to_loggers(logged)
         runner.batches_that_stepped += 1

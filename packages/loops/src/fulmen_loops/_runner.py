@@ -463,6 +463,22 @@ class Runner:
         if results is not None:
             results.hook = previous
 
+    def optimizer_step(
+        self, optimizer: Optimizer, closure: Callable[[], Any] | None, **kwargs: Any
+    ) -> Any:
+        """A manual-optimization step: the closure (if any), the pre-step hooks, the step, the count."""
+        module = self.lightning_module
+        results = self._results
+        previous = results.hook if results is not None else None
+        result = closure() if closure is not None else None
+        self.set_hook("on_before_optimizer_step")
+        self.callback_list.on_before_optimizer_step(self, module, optimizer)
+        module.on_before_optimizer_step(optimizer)
+        self.set_hook(previous)
+        optimizer.step(**kwargs)
+        self._global_step += 1
+        return result
+
     def set_hook(self, name: str | None) -> None:
         """Tell ``self.log`` which hook is running (it decides what may be logged and how)."""
         results = self._results
@@ -787,6 +803,19 @@ class Runner:
 
         self.set_hook("configure_optimizers")
         self.optimizers, self.lr_scheduler_configs = parse_optimizers(module.configure_optimizers())
+        if not module.automatic_optimization:
+            if self.settings.gradient_clip_val is not None:
+                raise MisconfigurationException(
+                    "gradient_clip_val is applied by the Trainer only in automatic optimization; "
+                    "with automatic_optimization=False call self.clip_gradients(optimizer, "
+                    "gradient_clip_val=..., gradient_clip_algorithm=...) in training_step"
+                )
+            if self.accumulate_grad_batches != 1:
+                raise MisconfigurationException(
+                    "accumulate_grad_batches is applied by the Trainer only in automatic "
+                    "optimization; with automatic_optimization=False step the optimizer every N "
+                    "batches yourself"
+                )
         if module.automatic_optimization and len(self.optimizers) > 1:
             raise MisconfigurationException(
                 f"configure_optimizers returned {len(self.optimizers)} optimizers; with automatic "
