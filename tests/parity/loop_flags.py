@@ -31,6 +31,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "max_steps_accumulate": {"max_steps": 2, "accumulate_grad_batches": 2},
     "min_epochs": {"max_epochs": 3, "min_epochs": 2, "stop_at_epoch": 0},
     "reload_every": {"max_epochs": 3, "reload_dataloaders_every_n_epochs": 2},
+    "overfit_int": {"max_epochs": 2, "overfit_batches": 2},
+    "overfit_frac": {"max_epochs": 1, "overfit_batches": 0.4},
     "seeded": {"max_epochs": 3, "accumulate_grad_batches": 2, "gradient_clip_val": 0.3, "seeded": True},
     "seeded_value_clip": {"max_epochs": 2, "gradient_clip_val": 0.05, "gradient_clip_algorithm": "value", "seeded": True},
 }

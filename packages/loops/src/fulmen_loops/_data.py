@@ -61,3 +61,32 @@ def limit_batches(
             f"batch; increase it to at least {minimum:.4g} or give an int"
         )
     return taken
+
+
+def without_shuffle(loader: Iterable[Any]) -> Iterable[Any]:
+    """``loader`` with its random sampler replaced by a sequential one (a warning says so)."""
+    import warnings
+
+    from torch.utils.data import DataLoader, RandomSampler
+
+    if not isinstance(loader, DataLoader) or not isinstance(loader.sampler, RandomSampler):
+        return loader
+    warnings.warn(
+        "overfit_batches is set and the training dataloader shuffles; shuffling is turned off so "
+        "that every epoch sees the same batches",
+        UserWarning,
+        stacklevel=3,
+    )
+    return DataLoader(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        shuffle=False,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        drop_last=loader.drop_last,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        generator=loader.generator,
+        persistent_workers=loader.persistent_workers,
+    )

@@ -59,6 +59,8 @@ class EvaluationLoop:
         fast = settings.fast_dev_run_batches
         if fast:
             limit = fast
+        elif self.inside_fit and settings.overfit_batches:
+            limit, flag = settings.overfit_batches, "overfit_batches"
         elif limit is None:
             limit = 1.0
         step = "test_step" if test else "validation_step"

@@ -18,7 +18,7 @@ from fulmen_core import (
 )
 from torch.optim import Optimizer
 
-from fulmen_loops._data import length_of, limit_batches
+from fulmen_loops._data import length_of, limit_batches, without_shuffle
 from fulmen_loops._evaluation import EvaluationLoop
 from fulmen_loops._results import MetricStore
 
@@ -236,9 +236,15 @@ class FitLoop:
             )
         fast = settings.fast_dev_run_batches
         limit = fast if fast else settings.limit_train_batches
+        flag = "limit_train_batches"
+        if settings.overfit_batches and not fast:
+            # Overfitting repeats the same first batches every epoch: no shuffling.
+            limit, flag = settings.overfit_batches, "overfit_batches"
+            loaders[0] = without_shuffle(loaders[0])
+            self.loaders = loaders
         if limit is None:
             limit = 1.0
-        runner.num_training_batches = limit_batches(available, limit, "limit_train_batches", "train")
+        runner.num_training_batches = limit_batches(available, limit, flag, "train")
         interval = settings.val_check_interval
         if fast:
             interval = 1.0
