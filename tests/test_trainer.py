@@ -330,3 +330,38 @@ def test_estimated_stepping_batches() -> None:
     t = trainer(max_epochs=3, accumulate_grad_batches=3)
     t.fit(Regressor(), loader())
     assert t.estimated_stepping_batches == 3 * math.ceil(4 / 3)
+
+
+def test_trainer_satisfies_the_trainer_view_protocol() -> None:
+    """fulmen.Trainer is a TrainerView (checked statically by mypy --strict on this file)."""
+    from fulmen_core import TrainerView
+
+    view: TrainerView = trainer(max_epochs=1)
+    assert view.accumulate_grad_batches == 1 and view.val_check_interval == 1.0
+
+
+def test_barebones_turns_logging_and_sanity_checks_off() -> None:
+    """barebones=True adds no callbacks or loggers, skips the sanity check and makes self.log a warned no-op."""
+    model = Regressor()
+    t = L.Trainer(barebones=True, max_epochs=1)
+    assert t.callbacks == [] and t.loggers == [] and t.num_sanity_val_steps == 0
+    with pytest.warns(UserWarning, match="barebones"):
+        t.fit(model, loader(), loader(seed=1))
+    assert t.callback_metrics == {}
+    with pytest.raises(MisconfigurationException, match="num_sanity_val_steps"):
+        L.Trainer(barebones=True, num_sanity_val_steps=2)
+
+
+def test_default_callbacks_and_checkpoint_callback(tmp_path: Any) -> None:
+    """The defaults add a model summary, a progress bar and a ModelCheckpoint; without one, checkpoint_callback explains."""
+    from fulmen.callbacks import ModelCheckpoint, ModelSummary, TQDMProgressBar
+
+    t = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False)
+    kinds = [type(c) for c in t.callbacks]
+    assert kinds == [ModelSummary, TQDMProgressBar, ModelCheckpoint]
+    assert t.checkpoint_callback is t.callbacks[-1] and t.progress_bar_callback is t.callbacks[1]
+    quiet = trainer(max_epochs=1)
+    with pytest.raises(MisconfigurationException, match="no ModelCheckpoint"):
+        _ = quiet.checkpoint_callback
+    with pytest.raises(MisconfigurationException, match="enable_checkpointing=False"):
+        L.Trainer(enable_checkpointing=False, callbacks=[ModelCheckpoint()])

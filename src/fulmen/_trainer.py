@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
+from fulmen_callbacks import EarlyStopping, ModelCheckpoint, ModelSummary, TQDMProgressBar
 from fulmen_core import Accelerator, Callback, Logger, MisconfigurationException, Registry
 from fulmen_loops import LoopSettings, Runner
 from typing_extensions import Never
@@ -195,6 +196,10 @@ class Trainer(Runner):
                     ("enable_checkpointing", enable_checkpointing),
                     ("enable_progress_bar", enable_progress_bar),
                     ("enable_model_summary", enable_model_summary),
+                    ("fast_dev_run", fast_dev_run),
+                    ("detect_anomaly", detect_anomaly),
+                    ("num_sanity_val_steps", num_sanity_val_steps),
+                    ("log_every_n_steps", log_every_n_steps),
                 )
                 if value
             ]
@@ -240,10 +245,16 @@ class Trainer(Runner):
             user_callbacks = list(callbacks)
         else:
             user_callbacks = [callbacks]
+        if enable_checkpointing is False and any(isinstance(c, ModelCheckpoint) for c in user_callbacks):
+            raise MisconfigurationException(
+                "Trainer(enable_checkpointing=False) was given a ModelCheckpoint in callbacks; remove "
+                "one or the other"
+            )
         user_callbacks = _default_callbacks(
             user_callbacks,
             progress_bar=not barebones and enable_progress_bar is not False,
             model_summary=not barebones and enable_model_summary is not False,
+            checkpointing=not barebones and enable_checkpointing is not False,
         )
         root_dir = os.fspath(default_root_dir) if default_root_dir is not None else os.getcwd()
         loggers = _resolve_loggers(logger, barebones or bool(settings.fast_dev_run_batches), root_dir)
@@ -263,6 +274,39 @@ class Trainer(Runner):
         )
         self.use_distributed_sampler = use_distributed_sampler
 
+    @property
+    def checkpoint_callbacks(self) -> list[ModelCheckpoint]:
+        """Every ModelCheckpoint in ``callbacks``."""
+        return [c for c in self.callbacks if isinstance(c, ModelCheckpoint)]
+
+    @property
+    def checkpoint_callback(self) -> ModelCheckpoint:
+        """The first ModelCheckpoint. Unlike Lightning, which returns ``None`` when there is none,
+        this raises, so that ``trainer.checkpoint_callback.best_model_path`` type-checks as is."""
+        found = self.checkpoint_callbacks
+        if not found:
+            raise MisconfigurationException(
+                "this Trainer has no ModelCheckpoint (enable_checkpointing=False or barebones=True); "
+                "check trainer.checkpoint_callbacks, which is empty then"
+            )
+        return found[0]
+
+    @property
+    def early_stopping_callbacks(self) -> list[EarlyStopping]:
+        """Every EarlyStopping in ``callbacks``."""
+        return [c for c in self.callbacks if isinstance(c, EarlyStopping)]
+
+    @property
+    def early_stopping_callback(self) -> EarlyStopping | None:
+        """The first EarlyStopping, or ``None``."""
+        found = self.early_stopping_callbacks
+        return found[0] if found else None
+
+    @property
+    def progress_bar_callback(self) -> TQDMProgressBar | None:
+        """The progress bar, or ``None`` when it is off."""
+        return next((c for c in self.callbacks if isinstance(c, TQDMProgressBar)), None)
+
 
 def _reject_unknown(unknown: Mapping[str, object]) -> None:
     valid = sorted(
@@ -278,15 +322,17 @@ def _reject_unknown(unknown: Mapping[str, object]) -> None:
     )
 
 
-def _default_callbacks(callbacks: list[Callback], *, progress_bar: bool, model_summary: bool) -> list[Callback]:
+def _default_callbacks(
+    callbacks: list[Callback], *, progress_bar: bool, model_summary: bool, checkpointing: bool
+) -> list[Callback]:
     """Lightning's default callbacks, added unless the user passed one of the same kind."""
-    from fulmen_callbacks import ModelSummary, TQDMProgressBar
-
     found = list(callbacks)
     if model_summary and not any(isinstance(c, ModelSummary) for c in found):
         found.append(ModelSummary(max_depth=1))
     if progress_bar and not any(isinstance(c, TQDMProgressBar) for c in found):
         found.append(TQDMProgressBar())
+    if checkpointing and not any(isinstance(c, ModelCheckpoint) for c in found):
+        found.append(ModelCheckpoint())
     return found
 
 

@@ -88,6 +88,9 @@ class ModelCheckpoint(Callback):
     # The loops run a "monitoring" callback's on_train_epoch_end after the module's own hook, so a
     # metric the module logs there is seen (Lightning orders checkpoint callbacks the same way).
     _fulmen_monitoring: ClassVar[bool] = True
+    # Marks a checkpoint callback: Lightning runs these after every other callback (EarlyStopping
+    # included), so a loop that honours the mark can order them the same way.
+    _fulmen_checkpoint: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -490,8 +490,9 @@ class FitLoop:
             set_hook("on_train_batch_end")
             cbs.on_train_batch_end(runner, module, outputs, batch, batch_idx)
             module.on_train_batch_end(outputs, batch, batch_idx)
-            if not accumulating and (
-                (runner.batches_that_stepped + 1) % runner.log_every_n_steps == 0 or runner.should_stop
+            every = runner.log_every_n_steps
+            if not accumulating and every and (
+                (runner.batches_that_stepped + 1) % every == 0 or runner.should_stop
             ):
                 if runner.loggers:
                     logged, _, _ = store.metrics(True)

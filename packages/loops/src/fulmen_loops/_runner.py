@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -83,6 +84,7 @@ class Runner:
         self.default_root_dir = os.fspath(default_root_dir) if default_root_dir else os.getcwd()
         self.should_stop = False
         self._accumulate_grad_batches = self.settings.accumulate_grad_batches
+        self._warned_barebones_log = False
         self.state = RunState()
         self._module: LightningModule | None = None
         self.datamodule: LightningDataModule | None = None
@@ -180,9 +182,19 @@ class Runner:
 
     @property
     def log_every_n_steps(self) -> int:
-        """How often step-level metrics reach the loggers."""
+        """How often step-level metrics reach the loggers (0: never, as under barebones)."""
         value = self.settings.log_every_n_steps
-        return 50 if value is None else value
+        if value is None:
+            return 0 if self.settings.barebones else 50
+        return value
+
+    @property
+    def val_check_interval(self) -> int | float:
+        """Validate every this many training batches (int) or this fraction of an epoch (float)."""
+        if self.settings.fast_dev_run_batches:
+            return 1.0
+        value = self.settings.val_check_interval
+        return 1.0 if value is None else value
 
     @property
     def gradient_clip_val(self) -> int | float | None:
@@ -207,7 +219,7 @@ class Runner:
     @property
     def num_sanity_val_steps(self) -> int:
         """Validation batches run before training (-1: all)."""
-        if self.settings.fast_dev_run_batches:
+        if self.settings.fast_dev_run_batches or self.settings.barebones:
             return 0
         value = self.settings.num_sanity_val_steps
         return 2 if value is None else value
@@ -423,6 +435,16 @@ class Runner:
         rank_zero_only: bool,
     ) -> None:
         """Record a value from ``LightningModule.log`` in the active stage's store."""
+        if self.settings.barebones:
+            if not self._warned_barebones_log:
+                self._warned_barebones_log = True
+                warnings.warn(
+                    "self.log is a no-op under Trainer(barebones=True): logging costs time, and "
+                    "barebones measures the loop without it",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            return
         results = self._results
         if results is None:
             raise MisconfigurationException(
