@@ -232,3 +232,23 @@ def test_validate_with_ckpt_path_uses_the_saved_weights(tmp_path: Path) -> None:
     expected = trainer.validate(model)[0]["val_loss"]
     fresh = Net()
     assert quiet_trainer().validate(fresh, ckpt_path=path)[0]["val_loss"] == pytest.approx(expected)
+
+
+def test_process_killed_mid_epoch_resumes_from_last_ckpt_to_identical_weights(tmp_path: Path) -> None:
+    """A process killed with os._exit mid-epoch and resumed in a new process from ckpt_path='last'
+    (ModelCheckpoint save_last, every step) ends with the weights of an uninterrupted run, to 1e-6."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).parent / "resume_script.py"
+
+    def run(mode: str) -> int:
+        return subprocess.run([sys.executable, str(script), str(tmp_path), mode], capture_output=True, text=True).returncode
+
+    assert run("full") == 0
+    assert run("crash") == 3 and (tmp_path / "ckpt" / "last.ckpt").is_file()
+    assert run("resume") == 0
+    full = torch.load(tmp_path / "full.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resume.pt", weights_only=True)
+    for a, b in zip(full, resumed):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)

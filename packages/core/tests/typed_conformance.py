@@ -241,6 +241,13 @@ class RecordingHost:
     def manual_backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         loss.backward(*args, **kwargs)  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
 
+    def optimizer_step(
+        self, optimizer: torch.optim.Optimizer, closure: Callable[[], Any] | None, **kwargs: Any
+    ) -> Any:
+        result = closure() if closure is not None else None
+        optimizer.step()
+        return result
+
 
 host: ModuleHost = RecordingHost()
 

@@ -156,7 +156,7 @@ def test_onnx_untraceable_forward_raises_with_the_fix_and_writes_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_onnx_wrong_shape_sample_raises_and_writes_nothing(tmp_path: Path) -> None:
+def test_onnx_wrong_shape_sample_raises_and_writes_nothing(tmp_path: Path, ort: ModuleType) -> None:
     """A sample forward cannot take is reported with its shape and forward's own error."""
     target = tmp_path / "m.onnx"
     with pytest.raises(

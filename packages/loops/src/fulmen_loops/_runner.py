@@ -111,6 +111,8 @@ class Runner:
         # where dataloaders come from: explicit objects, else the datamodule's or module's hooks
         self._explicit_loaders: dict[str, Any] = {}
         self._checkpoint_to_load: str | None = None
+        #: The checkpoint the last stage started from (Lightning's ``trainer.ckpt_path``).
+        self.ckpt_path: str | None = None
         self._loaded_checkpoint: tuple[dict[str, Any], str] | None = None
         self.callback_list = CallbackList(self.callbacks)
         self.fit_loop: Loop[None] = FitLoop(self)
@@ -604,8 +606,29 @@ class Runner:
     def _resolve_ckpt_path(self, ckpt_path: str | os.PathLike[str] | None, fn: str) -> str | None:
         if ckpt_path is None:
             return None
-        if ckpt_path in ("last", "best"):
-            attribute = "last_model_path" if ckpt_path == "last" else "best_model_path"
+        if ckpt_path == "last":
+            # The newest of what checkpoint callbacks know: their last path in this process, or the
+            # last*.ckpt files in their directories (a new process resuming a crashed run).
+            candidates: set[str] = set()
+            for callback in self.callbacks:
+                known = getattr(callback, "last_model_path", "")
+                if known:
+                    candidates.add(str(known))
+                finder = getattr(callback, "_find_last_checkpoints", None)
+                if callable(finder):
+                    candidates.update(str(p) for p in finder(self))
+            existing = [p for p in candidates if os.path.isfile(p)]
+            if not existing:
+                warnings.warn(
+                    f"{fn}(ckpt_path='last') found no last checkpoint; the run starts from scratch",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                return None
+            self.ckpt_path = max(existing, key=os.path.getmtime)
+            return self.ckpt_path
+        if ckpt_path == "best":
+            attribute = "best_model_path"
             holders = [c for c in self.callbacks if hasattr(c, attribute)]
             if not holders:
                 raise MisconfigurationException(
@@ -618,6 +641,7 @@ class Runner:
                     f"{fn}(ckpt_path={ckpt_path!r}): the checkpoint callback has not saved a "
                     f"{ckpt_path} checkpoint yet; give a file path instead"
                 )
+            self.ckpt_path = found[0]
             return found[0]
         path = os.fspath(ckpt_path)
         if not os.path.isfile(path):
@@ -625,6 +649,7 @@ class Runner:
                 f"{fn}(ckpt_path={path!r}): no such checkpoint file; check the path, or use "
                 "ckpt_path='last' / 'best' with a ModelCheckpoint callback"
             )
+        self.ckpt_path = path
         return path
 
     # ------------------------------------------------------------------ entry points
@@ -752,9 +777,11 @@ class Runner:
             replaced = {type(c) for c in model_callbacks}
             kept = [c for c in self.callbacks if type(c) not in replaced]
             self.callbacks = kept + model_callbacks
-        # Callbacks that react to the epoch's final metrics (checkpointing) run last, as in Lightning.
+        # Callbacks that react to the epoch's final metrics run last, checkpointing after all others
+        # (so it saves what early stopping decided), as in Lightning.
         ordered = [c for c in self.callbacks if not is_monitoring(c)]
-        ordered += [c for c in self.callbacks if is_monitoring(c)]
+        ordered += [c for c in self.callbacks if is_monitoring(c) and not _is_checkpointing(c)]
+        ordered += [c for c in self.callbacks if _is_checkpointing(c)]
         self.callbacks = ordered
         self.callback_list = CallbackList(self.callbacks)
 
@@ -853,6 +880,10 @@ class Runner:
         module.teardown(fn)
         if self.accelerator is not None:
             self.accelerator.teardown()
+
+
+def _is_checkpointing(callback: object) -> bool:
+    return bool(getattr(callback, "_fulmen_checkpoint", False))
 
 
 _FIRST_STAGE = {"fit": "train", "validate": "validate", "test": "test", "predict": "predict"}
