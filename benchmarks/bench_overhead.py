@@ -129,10 +129,17 @@ class Tasks:
 
 
 def _time_per_call(body: Callable[[], object], calls: int, repeats: int = 5) -> float:
-    """Microseconds per ``body()``: the best of ``repeats`` loops, less an empty call's cost."""
+    """Microseconds per ``body()``: the best of ``repeats`` loops of up to ``calls`` calls (fewer
+    when one call is slow: about 20 ms a loop), less an empty call's cost."""
 
     def empty() -> None:
         return None
+
+    start = time.perf_counter()
+    for _ in range(10):
+        body()
+    each = (time.perf_counter() - start) / 10
+    calls = max(20, min(calls, int(0.02 / max(each, 1e-9))))
 
     def best(fn: Callable[[], object]) -> float:
         fastest = math.inf
@@ -407,6 +414,7 @@ def fits_worker(frameworks: Sequence[str], epochs: int, skip: Sequence[str]) -> 
         tasks = define_tasks()
         loader = make_loader(epochs)
         configs = [c for name in frameworks for c in configs_for(name) if c.key not in skip]
+        run_raw(tasks, loader, epochs)  # warm torch up, so that round 0 shows the frameworks' first-run costs
         _reply(
             out,
             {
@@ -572,7 +580,7 @@ def _fmt(value: float, digits: int = 2) -> str:
 
 def fit_section(workers: list[Worker], rounds: int, epochs: int, results: dict[str, Any]) -> None:
     # Per clock (0: wall time, 1: the process's CPU time), per configuration, one value per round.
-    cold: dict[str, float] = {}
+    cold_times: dict[str, float] = {}
     times: list[dict[str, list[float]]] = [{}, {}]
     ratios: list[dict[str, list[float]]] = [{}, {}]
     per_step: list[dict[str, list[float]]] = [{}, {}]
@@ -593,9 +601,9 @@ def fit_section(workers: list[Worker], rounds: int, epochs: int, results: dict[s
                 raw_all = [r[clock] for r in reply["raw"]]
                 if index == 0:
                     if clock == 0:
-                        cold[raw_key] = 1.0
-                        for key, pair in reply["pairs"].items():
-                            cold[key] = reply["times"][key][0] / pair[0][0]  # vs the raw loop run just before
+                        cold_times[raw_key] = statistics.median(raw_all)
+                        for key, value in reply["times"].items():
+                            cold_times[key] = value[0]
                     continue
                 times[clock].setdefault(raw_key, []).append(statistics.median(raw_all))
                 round_over: dict[str, float] = {}
@@ -612,6 +620,14 @@ def fit_section(workers: list[Worker], rounds: int, epochs: int, results: dict[s
                         over_off[clock].setdefault(key, []).append(value - off)
         print(f"  round {index}/{rounds}{' (cold, not counted)' if index == 0 else ''} done", file=sys.stderr)
 
+    # A first run over the median warm raw loop of its process (see the legend printed below).
+    cold: dict[str, float] = {}
+    for worker in workers:
+        raw_key = f"raw-{worker.frameworks[0]}"
+        if raw_key in times[0]:
+            for name in [raw_key] + [c.key for n in worker.frameworks for c in configs_for(n)]:
+                if name in cold_times:
+                    cold[name] = cold_times[name] / _median(times[0][raw_key])
     rows: list[list[str]] = []
     notes: list[str] = []
     for worker in workers:
@@ -686,7 +702,8 @@ def fit_section(workers: list[Worker], rounds: int, epochs: int, results: dict[s
         "  ratio: median over rounds of wall time / the mean of the raw loops run just before and after;\n"
         "  best: fastest run / fastest raw run; us/step: (time - raw) / steps, construction and start-up included;\n"
         "  CPU: the same with the process's CPU time (less disturbed by other work on the machine);\n"
-        "  cold: the first run in a fresh process (lazy imports, first-call costs) / the raw loop run before it"
+        "  cold: the first run of the configuration in its process (after one untimed raw loop; lazy imports and\n"
+        "  first-call costs included, shared with the configurations run before it in that round) / the median raw loop"
     )
     if notes:
         print("Scaling, per step over features off (same round):")
@@ -790,6 +807,13 @@ def log_section(workers: list[Worker], results: dict[str, Any]) -> None:
     print(_table(["path", "value", "us/call"], rows, [False, False, True]))
 
 
+def _timed(name: str, section: Callable[[], None]) -> None:
+    start = time.perf_counter()
+    section()
+    sys.stdout.flush()
+    print(f"  ({name} section: {time.perf_counter() - start:.0f} s)", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (default 7; --quick: 3)")
@@ -870,16 +894,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
         try:
             if "fit" not in args.skip:
-                fit_section(workers, rounds, args.epochs, results)
+                _timed("fit", lambda: fit_section(workers, rounds, args.epochs, results))
             if "log" not in args.skip:
-                log_section(workers, results)
+                _timed("self.log", lambda: log_section(workers, results))
         finally:
             for worker in workers:
                 worker.close()
     if "import" not in args.skip:
-        import_section(python, lightning_python, import_reps, results)
+        _timed("import", lambda: import_section(python, lightning_python, import_reps, results))
     if "memory" not in args.skip:
-        memory_section(python, lightning_python, args.epochs, results)
+        _timed("memory", lambda: memory_section(python, lightning_python, args.epochs, results))
     print()
     print(f"done in {time.perf_counter() - started:.0f} s; load average {os.getloadavg()[0]:.2f} at end")
     if args.json:

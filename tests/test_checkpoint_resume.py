@@ -252,3 +252,23 @@ def test_process_killed_mid_epoch_resumes_from_last_ckpt_to_identical_weights(tm
     resumed = torch.load(tmp_path / "resume.pt", weights_only=True)
     for a, b in zip(full, resumed):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_a_lightning_checkpoint_loads_and_resumes_like_in_lightning() -> None:
+    """A checkpoint written by Lightning 2.6.6 loads with weights_only=True (load_from_checkpoint and
+    fit(ckpt_path=...)) and resumes to the counters, learning rate and weights Lightning itself reaches."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "parity"))
+    import checkpoint_interop
+
+    fixtures = Path(__file__).parent / "fixtures" / "lightning"
+    expected = json.loads((fixtures / "interop_resume.json").read_text())
+    ours = checkpoint_interop.resume("fulmen", str(fixtures / "interop_lightning.ckpt"))
+    assert (ours["global_step"], ours["current_epoch"], ours["hparams"]) == (
+        expected["global_step"], expected["current_epoch"], expected["hparams"]
+    )
+    assert ours["lr"] == pytest.approx(expected["lr"])
+    for mine, theirs in zip(ours["weights"], expected["weights"]):
+        assert mine == pytest.approx(theirs, abs=1e-6)
