@@ -19,6 +19,7 @@ FIXTURES = HERE.parent / "fixtures" / "lightning"
 sys.path.insert(0, str(HERE))
 
 import checkpoint_interop  # noqa: E402
+import logger_output  # noqa: E402
 import loop_flags  # noqa: E402
 import manual_optimization  # noqa: E402
 import torchmetrics_logging  # noqa: E402
@@ -51,6 +52,11 @@ def main() -> int:
         fixture = FIXTURES / f"{name}.json"
         if fixture.exists() and not same(json.loads(fixture.read_text()), json.loads(json.dumps(theirs))):
             drift.append(name)
+    with tempfile.TemporaryDirectory() as first, tempfile.TemporaryDirectory() as second:
+        theirs, ours = logger_output.run("lightning", first), logger_output.run("fulmen", second)
+    print(f"logger_output: {'same' if same(ours, theirs) else 'DIFFERENT'}", flush=True)
+    if not same(ours, theirs):
+        failures.append("logger_output")
     with tempfile.TemporaryDirectory() as directory:
         results = {
             (saver, resumer): checkpoint_interop.run(saver, resumer, directory)
