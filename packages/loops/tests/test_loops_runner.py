@@ -108,3 +108,14 @@ def test_torchmetrics_objects_are_recognised_by_name_only() -> None:
     fake = type("Metric", (), {"__module__": "torchmetrics.metric"})
     sub = type("Accuracy", (fake,), {"__module__": "torchmetrics.classification"})
     assert is_torchmetrics_metric(sub()) and not is_torchmetrics_metric(torch.tensor(1.0))
+
+
+def test_step_epoch_name_clash_is_refused() -> None:
+    """Logging 'loss' per step and epoch and also a metric named 'loss_step' is an error naming both."""
+    store = MetricStore(training=True)
+    store.hook = "training_step"
+    options: dict[str, Any] = dict(prog_bar=False, logger=True, reduce_fx="mean", enable_graph=False,
+                                   sync_dist=False, add_dataloader_idx=True, batch_size=1, rank_zero_only=False)
+    store.log("loss", torch.tensor(1.0), on_step=True, on_epoch=True, **options)
+    with pytest.raises(MisconfigurationException, match="'loss_step'.*clashes with.*'loss'|clashes"):
+        store.log("loss_step", torch.tensor(1.0), on_step=True, on_epoch=False, **options)

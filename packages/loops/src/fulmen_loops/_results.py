@@ -356,6 +356,7 @@ class MetricStore:
                 "Only `self.log(..., reduce_fx={min,max,mean,sum})` are supported. If you need a "
                 f"custom reduction, log a `torchmetrics.Metric` instead. Found: {reduce_fx}"
             )
+        self._check_clash(name, bool(step and epoch))
         entry = LoggedMetric(
             hook,
             name,
@@ -371,6 +372,24 @@ class MetricStore:
         )
         self.entries[key] = entry
         return entry
+
+    def _check_clash(self, name: str, forked: bool) -> None:
+        """A plain name must not equal another metric's ``_step``/``_epoch`` name, nor the reverse:
+        the two would overwrite each other in the dictionaries and the loggers."""
+        mine = {f"{name}_step", f"{name}_epoch"} if forked else {name}
+        for other in self.entries.values():
+            if other.name == name:
+                continue
+            theirs = (
+                {f"{other.name}_step", f"{other.name}_epoch"} if other.on_step and other.on_epoch else {other.name}
+            )
+            if mine & theirs:
+                clash = sorted(mine & theirs)[0]
+                raise MisconfigurationException(
+                    f"self.log({name!r}) clashes with self.log({other.name!r}): both would be reported "
+                    f"as {clash!r} (logging with on_step=True and on_epoch=True adds '_step' and "
+                    "'_epoch' to the name); rename one of them"
+                )
 
     def metrics(
         self, on_step: bool
