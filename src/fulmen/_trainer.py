@@ -31,7 +31,23 @@ def _cpu() -> Accelerator:
     return CPUAccelerator()
 
 
+def _cuda() -> Accelerator:
+    from fulmen_accelerators import CUDAAccelerator
+
+    return CUDAAccelerator()
+
+
+def _mps() -> Accelerator:
+    from fulmen_accelerators import MPSAccelerator
+
+    return MPSAccelerator()
+
+
+# Built-ins are registered in code so that the default accelerator="auto" never scans entry points.
 ACCELERATOR_REGISTRY.register("cpu", _cpu)
+ACCELERATOR_REGISTRY.register("cuda", _cuda)
+ACCELERATOR_REGISTRY.register("mps", _mps)
+_AUTO_ORDER = ("cuda", "mps")
 
 _SINGLE_PROCESS_STRATEGIES = ("auto", "single_device")
 
@@ -40,13 +56,16 @@ def _resolve_accelerator(accelerator: str | Accelerator) -> Accelerator:
     if not isinstance(accelerator, str):
         return accelerator
     name = accelerator.lower()
-    if name == "auto":
-        for candidate in ACCELERATOR_REGISTRY.names():
-            if candidate == "cpu":
-                continue
+    if name in ("auto", "gpu"):
+        for candidate in _AUTO_ORDER:
             found = ACCELERATOR_REGISTRY.create(candidate)
-            if getattr(found, "auto_select", False) and found.is_available():
+            if found.is_available():
                 return found
+        if name == "gpu":
+            raise MisconfigurationException(
+                "accelerator='gpu' but neither CUDA nor MPS is available on this machine; use "
+                "accelerator='cpu' or 'auto'"
+            )
         return ACCELERATOR_REGISTRY.create("cpu")
     created = ACCELERATOR_REGISTRY.create(name)
     if not created.is_available():

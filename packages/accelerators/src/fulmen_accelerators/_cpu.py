@@ -13,7 +13,7 @@ class CPUAccelerator:
     name = "cpu"
     autocast_device_type = "cpu"
     distributed_backend = "gloo"
-    supported_precisions = frozenset({"32-true", "64-true", "bf16-mixed", "bf16-true"})
+    supported_precisions = frozenset({"32-true", "64-true", "16-mixed", "bf16-mixed", "bf16-true"})
 
     def is_available(self) -> bool:
         """The CPU is always there."""

@@ -109,6 +109,9 @@ def dump_checkpoint(runner: Runner, weights_only: bool) -> dict[str, Any]:
         checkpoint["callbacks"] = states
         checkpoint["optimizer_states"] = [optimizer.state_dict() for optimizer in runner.optimizers]
         checkpoint["lr_schedulers"] = [config.scheduler.state_dict() for config in runner.lr_scheduler_configs]
+        precision_state = runner.precision_plugin.state_dict()
+        if precision_state:
+            checkpoint["MixedPrecision"] = precision_state  # Lightning's key for the loss scaler
         checkpoint["fulmen"] = {
             "version": __version__,
             "position": position,
@@ -176,6 +179,7 @@ def restore_training_state(runner: Runner, checkpoint: dict[str, Any], path: str
             optimizer.load_state_dict(state)
     for config, state in zip(runner.lr_scheduler_configs, checkpoint.get("lr_schedulers", [])):
         config.scheduler.load_state_dict(state)
+    runner.precision_plugin.load_state_dict(checkpoint.get("MixedPrecision", {}))
     runner._global_step = int(checkpoint.get("global_step", 0))
     ours = checkpoint.get("fulmen")
     fit_loop = runner.fit_loop

@@ -20,6 +20,7 @@ from torch.optim import Optimizer
 
 from fulmen_loops._data import length_of, limit_batches, without_shuffle
 from fulmen_loops._evaluation import EvaluationLoop
+from fulmen_loops._precision import ScalingOptimizer
 from fulmen_loops._results import MetricStore
 
 if TYPE_CHECKING:
@@ -108,11 +109,12 @@ class _Closure:
             set_hook("optimizer_zero_grad")
             module.optimizer_zero_grad(runner.current_epoch, self.batch_idx, optimizer)
         if loss is not None:
+            backward_loss = precision.scale(loss) if precision.scaler is not None else loss
             set_hook("on_before_backward")
-            cbs.on_before_backward(runner, module, loss)
-            module.on_before_backward(loss)
+            cbs.on_before_backward(runner, module, backward_loss)
+            module.on_before_backward(backward_loss)
             set_hook("backward")
-            module.backward(loss)
+            module.backward(backward_loss)
             set_hook("on_after_backward")
             cbs.on_after_backward(runner, module)
             module.on_after_backward()
@@ -121,6 +123,11 @@ class _Closure:
     def step(self) -> torch.Tensor | None:
         """The closure given to ``optimizer_step``: the batch's work, then the pre-step hooks."""
         loss = self()
+        self.after_closure()
+        return loss
+
+    def after_closure(self) -> None:
+        """The pre-step hooks and gradient clipping, on the gradients the closure left."""
         loop = self.loop
         runner = loop.runner
         module = loop.module
@@ -134,7 +141,6 @@ class _Closure:
             gradient_clip_val=runner.settings.gradient_clip_val,
             gradient_clip_algorithm=runner.settings.gradient_clip_algorithm,
         )
-        return loss
 
 
 class FitLoop:
@@ -554,7 +560,12 @@ class FitLoop:
             closure()
         else:
             runner.set_hook("optimizer_step")
-            module.optimizer_step(runner.current_epoch, batch_idx, optimizer, closure.step)
+            precision = runner.precision_plugin
+            if precision.scaler is not None:
+                scaling = ScalingOptimizer(optimizer, precision, closure.after_closure)
+                module.optimizer_step(runner.current_epoch, batch_idx, scaling, closure)  # type: ignore[arg-type]  # duck-typed optimizer
+            else:
+                module.optimizer_step(runner.current_epoch, batch_idx, optimizer, closure.step)
             if not closure.ran:
                 raise MisconfigurationException(
                     "optimizer_step returned without running the closure; call "

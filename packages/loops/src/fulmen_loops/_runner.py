@@ -473,6 +473,7 @@ class Runner:
         results = self._results
         previous = results.hook if results is not None else None
         cbs = self.callback_list
+        loss = self.precision_plugin.scale(loss)
         if results is not None:
             results.hook = "on_before_backward"
         cbs.on_before_backward(self, module, loss)
@@ -494,12 +495,14 @@ class Runner:
         module = self.lightning_module
         results = self._results
         previous = results.hook if results is not None else None
-        result = closure() if closure is not None else None
-        self.set_hook("on_before_optimizer_step")
-        self.callback_list.on_before_optimizer_step(self, module, optimizer)
-        module.on_before_optimizer_step(optimizer)
-        self.set_hook(previous)
-        optimizer.step(**kwargs)
+
+        def pre_step_hooks() -> None:
+            self.set_hook("on_before_optimizer_step")
+            self.callback_list.on_before_optimizer_step(self, module, optimizer)
+            module.on_before_optimizer_step(optimizer)
+            self.set_hook(previous)
+
+        result = self.precision_plugin.step(optimizer, closure, pre_step_hooks, **kwargs)
         self._global_step += 1
         return result
 
