@@ -40,14 +40,33 @@ def _rebuild(original: Any, contents: Any) -> Any:
 
 
 def move_data_to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor in ``batch`` (and any object with a ``.to(device)`` method) to ``device``."""
-    non_blocking = device.type != "cpu"
+    """Move every tensor in ``batch`` (and any object with a ``.to(device)`` method) to ``device``.
+
+    Tensors already on ``device`` are returned as they are, so a batch that is where it should be
+    costs a device comparison per tensor.
+    """
+    kind = type(batch)
+    if kind is torch.Tensor:
+        return batch if batch.device == device else batch.to(device, non_blocking=_non_blocking(device))
+    if kind is list or kind is tuple:
+        # the common (inputs, targets) batch, without the generic walk
+        moved = []
+        for item in batch:
+            if type(item) is not torch.Tensor:
+                break
+            moved.append(item if item.device == device else item.to(device, non_blocking=_non_blocking(device)))
+        else:
+            return moved if kind is list else tuple(moved)
+    if not isinstance(batch, (torch.Tensor, list, tuple, Mapping)) and hasattr(batch, "to"):
+        return batch.to(device)
+    non_blocking = _non_blocking(device)
 
     def move(tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.to(device, non_blocking=non_blocking)
+        return tensor if tensor.device == device else tensor.to(device, non_blocking=non_blocking)
 
-    if isinstance(batch, torch.Tensor):
-        return move(batch)
-    if not isinstance(batch, (list, tuple, Mapping)) and hasattr(batch, "to"):
-        return batch.to(device)
     return apply_to_tensors(batch, move)
+
+
+def _non_blocking(device: torch.device) -> bool:
+    # Asynchronous copies pay off into accelerator memory; into host memory they could be read early.
+    return device.type != "cpu"

@@ -26,6 +26,7 @@ from fulmen_core import (
     LRSchedulerConfig,
     MisconfigurationException,
     load_checkpoint_file,
+    move_data_to_device,
     save_checkpoint_file,
 )
 from torch.optim import Optimizer
@@ -558,9 +559,14 @@ class Runner:
             for n in ("on_before_batch_transfer", "transfer_batch_to_device", "on_after_batch_transfer")
         )
         precision = self.precision_plugin
-        if not overridden and self.root_device.type == "cpu" and not precision.converts_input:
-            # Batches from CPU dataloaders are already where a CPU run needs them.
-            self._transfer = _identity
+        if not overridden and not precision.converts_input:
+            # No hook to call: move the batch directly (a no-op for tensors already on the device).
+            target = self.root_device
+
+            def move_only(batch: Any, dataloader_idx: int) -> Any:
+                return move_data_to_device(batch, target)
+
+            self._transfer = move_only
             return
         before = pick("on_before_batch_transfer")
         move = pick("transfer_batch_to_device")
@@ -890,10 +896,6 @@ def _is_checkpointing(callback: object) -> bool:
 
 
 _FIRST_STAGE = {"fit": "train", "validate": "validate", "test": "test", "predict": "predict"}
-
-
-def _identity(batch: Any, dataloader_idx: int) -> Any:
-    return batch
 
 
 def _check_module(model: object, fn: str) -> LightningModule:
