@@ -63,7 +63,7 @@ CALLBACK_HOOKS = [
     "on_validation_batch_end", "on_test_batch_start", "on_test_batch_end", "on_predict_batch_start",
     "on_predict_batch_end", "on_train_start", "on_train_end", "on_validation_start",
     "on_validation_end", "on_test_start", "on_test_end", "on_predict_start", "on_predict_end",
-    "on_exception", "on_save_checkpoint", "on_load_checkpoint", "on_before_backward",
+    "on_exception", "state_dict", "load_state_dict", "on_save_checkpoint", "on_load_checkpoint", "on_before_backward",
     "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad",
 ]  # fmt: skip
 

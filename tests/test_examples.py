@@ -36,3 +36,9 @@ def test_typed_usage_example_runs() -> None:
     """examples/typed_usage.py (type-checked in CI) trains, checkpoints and tests from the best checkpoint."""
     output = _run(str(EXAMPLES / "typed_usage.py"))
     assert re.search(r"best checkpoint: epoch=\d+-step=\d+\.ckpt; test_loss=", output)
+
+
+def test_custom_loop_example_interleaves_two_datasets() -> None:
+    """examples/custom_loop.py replaces the fit loop with one that alternates batches of two datasets."""
+    output = _run(str(EXAMPLES / "custom_loop.py"))
+    assert "8 steps; targets seen in order: [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]" in output

@@ -99,3 +99,23 @@ def test_exception_calls_on_exception_only() -> None:
             trainer.fit(Boom(scheduler=False))
 
     _assert_same(_fulmen(run), _lightning("exception"))
+
+
+def test_save_and_resume_hook_order_matches_lightning(tmp_path: Path) -> None:
+    """save_checkpoint and a fit resumed from it call the checkpoint hooks (module first on load) and
+    restore progress after on_fit_start, as in Lightning."""
+    path = tmp_path / "ep1.ckpt"
+
+    def save() -> None:
+        trainer = rec.quiet_trainer(max_epochs=1, num_sanity_val_steps=0, callbacks=[rec.RecordingCallback()])
+        trainer.fit(rec.RecordingModule())
+        rec.record("marker", "---save_checkpoint---")
+        trainer.save_checkpoint(path)
+
+    _assert_same(_fulmen(save), _lightning("save_ckpt"))
+
+    def resume() -> None:
+        trainer = rec.quiet_trainer(max_epochs=3, num_sanity_val_steps=2, callbacks=[rec.RecordingCallback()])
+        trainer.fit(rec.RecordingModule(), ckpt_path=path)
+
+    _assert_same(_fulmen(resume), _lightning("fit_resume"))

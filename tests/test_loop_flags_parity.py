@@ -24,6 +24,7 @@ def test_configuration_runs_like_lightning(name: str) -> None:
     ours, theirs = OURS[name], EXPECTED[name]
     for key in ("events", "loads", "global_step", "current_epoch", "num_training_batches", "num_val_batches", "callback_metrics"):
         assert ours[key] == theirs[key], key
+    assert ours["lr"] == pytest.approx(theirs["lr"], rel=1e-9), "learning rate after the scheduler steps"
 
 
 @pytest.mark.parametrize("name", ["seeded", "seeded_value_clip"])

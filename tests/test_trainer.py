@@ -365,3 +365,77 @@ def test_default_callbacks_and_checkpoint_callback(tmp_path: Any) -> None:
         _ = quiet.checkpoint_callback
     with pytest.raises(MisconfigurationException, match="enable_checkpointing=False"):
         L.Trainer(enable_checkpointing=False, callbacks=[ModelCheckpoint()])
+
+
+def test_max_time_stops_training() -> None:
+    """max_time bounds the fit's duration: with no time at all, training stops after its first step."""
+    import datetime
+
+    t = trainer(max_epochs=5, max_time=datetime.timedelta(0), num_sanity_val_steps=0)
+    t.fit(Regressor(), loader())
+    assert t.global_step == 1 and t.current_epoch == 1
+
+
+def test_max_time_string_is_parsed() -> None:
+    """max_time='DD:HH:MM:SS' and a dict both become a timedelta; a malformed string names the format."""
+    import datetime
+
+    assert trainer(max_time="00:01:30:00").settings.max_time == datetime.timedelta(hours=1, minutes=30)
+    assert trainer(max_time={"minutes": 2}).settings.max_time == datetime.timedelta(minutes=2)
+    with pytest.raises(MisconfigurationException, match="DD:HH:MM:SS"):
+        trainer(max_time="90 minutes")
+
+
+def test_detect_anomaly_reports_the_nan_producing_operation() -> None:
+    """detect_anomaly=True turns a NaN gradient into an error naming the backward function."""
+
+    class Nan(Regressor):
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            x, _ = batch
+            return torch.sqrt(self(x) - 1e6).sum()
+
+    with pytest.raises(RuntimeError, match="SqrtBackward0"):
+        trainer(max_epochs=1, detect_anomaly=True).fit(Nan(), loader())
+
+
+def test_deterministic_switches_torch_to_deterministic_algorithms() -> None:
+    """deterministic=True enables torch's deterministic algorithms (and 'warn' only warns)."""
+    try:
+        trainer(deterministic=True, max_epochs=1)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.is_deterministic_algorithms_warn_only_enabled()
+        trainer(deterministic="warn", max_epochs=1)
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_predict_with_several_dataloaders_returns_a_list_per_dataloader() -> None:
+    """predict over two dataloaders returns one list of batch outputs for each."""
+
+    class TwoLoaders(Regressor):
+        def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+            return self.forward(batch[0]) + 100 * dataloader_idx
+
+    outputs = trainer().predict(TwoLoaders(), [loader(n=4), loader(n=6)])
+    assert outputs is not None and [len(o) for o in outputs] == [2, 3]
+    assert bool((outputs[1][0] > 50).all()) and bool((outputs[0][0] < 50).all())
+
+
+def test_export_callback_exports_the_best_checkpoint_at_fit_end(tmp_path: Any) -> None:
+    """ExportCallback with a real Trainer and ModelCheckpoint writes a verified torch.export artifact at fit end."""
+    from fulmen.callbacks import ExportCallback, ModelCheckpoint
+
+    class WithSample(Regressor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.example_input_array = torch.randn(2, 3)
+
+    export_path = tmp_path / "best.pt2"
+    t = L.Trainer(max_epochs=2, default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
+                  enable_model_summary=False,
+                  callbacks=[ModelCheckpoint(monitor="val_loss"), ExportCallback("pt2", dirpath=tmp_path, filename="best.pt2")])
+    t.fit(WithSample(), loader(), loader(seed=1))
+    assert export_path.is_file()
+    program = torch.export.load(str(export_path))
+    assert program.module()(torch.randn(5, 3)).shape == (5, 1)

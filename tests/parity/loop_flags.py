@@ -34,6 +34,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "overfit_int": {"max_epochs": 2, "overfit_batches": 2},
     "overfit_frac": {"max_epochs": 1, "overfit_batches": 0.4},
     "seeded": {"max_epochs": 3, "accumulate_grad_batches": 2, "gradient_clip_val": 0.3, "seeded": True},
+    "plateau": {"max_epochs": 4, "scheduler": "plateau"},
+    "step_interval_frequency": {"max_epochs": 2, "scheduler": "step2"},
     "seeded_value_clip": {"max_epochs": 2, "gradient_clip_val": 0.05, "gradient_clip_algorithm": "value", "seeded": True},
 }
 
@@ -51,6 +53,7 @@ def run(framework: str) -> dict[str, Any]:
         flags = dict(settings)
         seeded = flags.pop("seeded", False)
         stop_at = flags.pop("stop_at_epoch", None)
+        scheduler_kind = flags.pop("scheduler", "steplr")
         events: list[str] = []
         losses: list[float] = []
         loads: list[str] = []
@@ -79,6 +82,12 @@ def run(framework: str) -> dict[str, Any]:
 
             def configure_optimizers(self) -> Any:
                 optimizer = torch.optim.Adam(self.parameters(), lr=0.01)
+                if scheduler_kind == "plateau":
+                    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0, factor=0.5)
+                    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"}}
+                if scheduler_kind == "step2":
+                    step = torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=0.9)
+                    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": step, "interval": "step", "frequency": 2}}
                 return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=0.7)}
 
             def train_dataloader(self) -> Any:
@@ -104,6 +113,7 @@ def run(framework: str) -> dict[str, Any]:
             "num_training_batches": trainer.num_training_batches,
             "num_val_batches": list(trainer.num_val_batches),
             "callback_metrics": sorted(trainer.callback_metrics),
+            "lr": trainer.optimizers[0].param_groups[0]["lr"],
         }
         if seeded:
             results[name]["losses"] = losses

@@ -620,8 +620,9 @@ class FitLoop:
         for config in runner.lr_scheduler_configs:
             if config.interval != interval or config.reduce_on_plateau != plateau:
                 continue
-            # global_step already counts this step; epochs count from 0.
-            index = runner.global_step if interval == "step" else runner.current_epoch + 1
+            # Lightning counts "step" frequency by the batch index within the epoch, and "epoch"
+            # frequency by epochs, both from 1.
+            index = self.batch_idx + 1 if interval == "step" else runner.current_epoch + 1
             if index % config.frequency != 0:
                 continue
             metric = None
