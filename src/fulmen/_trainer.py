@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from fulmen_callbacks import EarlyStopping, ModelCheckpoint, ModelSummary, TQDMProgressBar
-from fulmen_core import Accelerator, Callback, Logger, MisconfigurationException, Registry
+from fulmen_core import Accelerator, Callback, Logger, MisconfigurationException, Registry, Strategy
 from fulmen_loops import LoopSettings, Runner
 from typing_extensions import Never
 
@@ -49,7 +49,35 @@ ACCELERATOR_REGISTRY.register("cuda", _cuda)
 ACCELERATOR_REGISTRY.register("mps", _mps)
 _AUTO_ORDER = ("cuda", "mps")
 
-_SINGLE_PROCESS_STRATEGIES = ("auto", "single_device")
+_STRATEGIES = ("auto", "single_device", "ddp", "ddp_find_unused_parameters_true")
+
+
+def _resolve_strategy(strategy: str | Strategy, accelerator: Accelerator, devices: list[int], num_nodes: int) -> Strategy | None:
+    """``None`` for one process; a DDPStrategy for several devices/nodes, torchrun, or ``"ddp"``."""
+    if not isinstance(strategy, str):
+        return strategy
+    if strategy not in _STRATEGIES:
+        raise MisconfigurationException(
+            f"strategy={strategy!r} is not available; available: {list(_STRATEGIES)} (or a Strategy object)"
+        )
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+    several = len(devices) > 1 or num_nodes > 1 or launched
+    if strategy == "single_device" or (strategy == "auto" and not several):
+        if several:
+            raise MisconfigurationException(
+                f"strategy='single_device' runs one process, but devices={devices} x num_nodes={num_nodes} "
+                "asks for several; use strategy='ddp'"
+            )
+        return None
+    from fulmen_accelerators import DDPStrategy
+
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", len(devices))) if launched else len(devices)
+    return DDPStrategy(
+        accelerator,
+        num_processes=processes,
+        num_nodes=num_nodes,
+        find_unused_parameters=strategy == "ddp_find_unused_parameters_true",
+    )
 
 
 def _resolve_accelerator(accelerator: str | Accelerator) -> Accelerator:
@@ -145,7 +173,7 @@ class Trainer(Runner):
         self,
         *,
         accelerator: str | Accelerator = "auto",
-        strategy: str = "auto",
+        strategy: str | Strategy = "auto",
         devices: list[int] | str | int = "auto",
         num_nodes: int = 1,
         precision: int | str | None = None,
@@ -188,25 +216,12 @@ class Trainer(Runner):
         if unknown:
             _reject_unknown(unknown)
         resolved = _resolve_accelerator(accelerator)
-        if strategy not in _SINGLE_PROCESS_STRATEGIES:
-            raise MisconfigurationException(
-                f"strategy={strategy!r} is not available in this release; available: "
-                f"{list(_SINGLE_PROCESS_STRATEGIES)}"
-            )
         device_indices = _resolve_devices(devices, resolved)
-        if len(device_indices) > 1 or num_nodes != 1:
-            raise MisconfigurationException(
-                f"devices={devices!r}, num_nodes={num_nodes} asks for several processes, which need a "
-                "distributed strategy not available in this release; use devices=1"
-            )
+        chosen_strategy = _resolve_strategy(strategy, resolved, device_indices, num_nodes)
         if profiler is not None:
             raise MisconfigurationException("profiler= is not available in this release; leave it None")
         if plugins is not None:
             raise MisconfigurationException("plugins= is not available in this release; leave it None")
-        if sync_batchnorm:
-            raise MisconfigurationException(
-                "sync_batchnorm=True only matters with several processes, which this release does not run"
-            )
         if barebones:
             conflicts = [
                 name
@@ -290,8 +305,16 @@ class Trainer(Runner):
             settings=settings,
             precision="32-true" if precision is None else precision,
             default_root_dir=default_root_dir,
+            strategy=chosen_strategy,
+            use_distributed_sampler=use_distributed_sampler,
+            sync_batchnorm=sync_batchnorm,
         )
-        self.use_distributed_sampler = use_distributed_sampler
+        self._device_indices = device_indices
+
+    @property
+    def device_ids(self) -> list[int]:
+        """The device indices this run uses on each node."""
+        return list(self._device_indices)
 
     @property
     def checkpoint_callbacks(self) -> list[ModelCheckpoint]:

@@ -19,6 +19,7 @@ from fulmen_core._module import Module
 from fulmen_core._optimizer import LightningOptimizer
 from fulmen_core._registry import Registry
 from fulmen_core._seed import collect_rng_states, isolate_rng, restore_rng_states, seed_everything
+from fulmen_core._strategy import Strategy, reduce_boolean_decision
 from fulmen_core._trainer import ModuleHost, TrainerView
 from fulmen_core._types import EVALUATE_OUTPUT, STEP_OUTPUT, LRSchedulerConfig, OptimizerLRScheduler
 from fulmen_core._version import __version__
@@ -43,6 +44,7 @@ __all__ = [
     "ModuleHost",
     "OptimizerLRScheduler",
     "Registry",
+    "Strategy",
     "SupportsStateDict",
     "TrainerView",
     "__version__",
@@ -52,6 +54,7 @@ __all__ = [
     "jit_scanning",
     "load_checkpoint_file",
     "move_data_to_device",
+    "reduce_boolean_decision",
     "restore_rng_states",
     "save_checkpoint_file",
     "seed_everything",

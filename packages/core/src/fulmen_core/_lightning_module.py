@@ -13,7 +13,7 @@ from torch.optim import Optimizer
 from typing_extensions import Self
 
 from fulmen_core._checkpoint import CheckpointError, constructor_arguments, load_checkpoint_file
-from fulmen_core._collections import move_data_to_device
+from fulmen_core._collections import apply_to_tensors, move_data_to_device
 from fulmen_core._exceptions import MisconfigurationException
 from fulmen_core._hparams import HyperparametersMixin
 from fulmen_core._onnx import OnnxExportMixin
@@ -235,6 +235,14 @@ class LightningModule(torch.nn.Module, HyperparametersMixin, OnnxExportMixin):
                 batch_size=batch_size,
                 rank_zero_only=rank_zero_only,
             )
+
+    def all_gather(self, data: Any, group: Any | None = None, sync_grads: bool = False) -> Any:
+        """Every tensor in ``data`` gathered from all processes (stacked on a new first dimension);
+        with one process, ``data`` as it is."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1:
+            return data
+        return apply_to_tensors(data, trainer.all_gather)
 
     def print(self, *args: Any, **kwargs: Any) -> None:
         """``print`` on the global-zero process only, so multi-process runs do not repeat lines."""

@@ -90,3 +90,43 @@ def without_shuffle(loader: Iterable[Any]) -> Iterable[Any]:
         generator=loader.generator,
         persistent_workers=loader.persistent_workers,
     )
+
+
+def distributed(loader: Iterable[Any], num_replicas: int, rank: int, seed: int = 0) -> Iterable[Any]:
+    """``loader`` reading only this process's share of the data, keeping the user's ``shuffle``.
+
+    Lightning always shuffles training data under DDP; fulmen keeps whatever the loader did (a
+    sequential loader stays sequential), which is also what makes runs comparable across world sizes.
+    """
+    from torch.utils.data import DataLoader, RandomSampler
+    from torch.utils.data.distributed import DistributedSampler
+
+    if not isinstance(loader, DataLoader) or isinstance(loader.sampler, DistributedSampler):
+        return loader
+    if loader.batch_sampler is not None and type(loader.batch_sampler).__name__ != "BatchSampler":
+        return loader  # a custom batch sampler decides itself what each process reads
+    try:
+        len(loader.dataset)  # type: ignore[arg-type]  # iterable datasets have no length
+    except TypeError:
+        return loader
+    sampler: DistributedSampler[Any] = DistributedSampler(
+        loader.dataset,
+        num_replicas=num_replicas,
+        rank=rank,
+        shuffle=isinstance(loader.sampler, RandomSampler),
+        seed=seed,
+        drop_last=loader.drop_last,
+    )
+    return DataLoader(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        sampler=sampler,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        drop_last=loader.drop_last,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        generator=loader.generator,
+        persistent_workers=loader.persistent_workers,
+    )

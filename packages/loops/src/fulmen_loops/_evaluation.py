@@ -104,6 +104,7 @@ class EvaluationLoop:
         runner.epoch_end_reached = False
         self.store.reset()
         self.store.device = runner.root_device
+        self.store.sync = runner.sync_value if runner.world_size > 1 else None
         try:
             with context():
                 return self._run(runner, budget)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -25,6 +25,18 @@ from fulmen_loops._results import MetricStore
 
 if TYPE_CHECKING:
     from fulmen_loops._runner import Runner
+
+
+class TrainingStepModule(torch.nn.Module):
+    """Wraps a module so that calling it runs ``training_step``: what DistributedDataParallel needs
+    to see the step as a forward pass and synchronise gradients in backward."""
+
+    def __init__(self, module: LightningModule) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args: Any) -> Any:
+        return self.module.training_step(*args)
 
 
 class _NoOptimizer:
@@ -90,11 +102,12 @@ class _Closure:
         set_hook = runner.set_hook
         set_hook("training_step")
         precision = runner.precision_plugin
+        step = loop.training_step
         if precision.needs_context:
             with precision.forward_context():
-                output = module.training_step(self.batch, self.batch_idx)
+                output = step(self.batch, self.batch_idx)
         else:
-            output = module.training_step(self.batch, self.batch_idx)
+            output = step(self.batch, self.batch_idx)
         loss, self.extra = split_step_output(output)
         accumulate = runner.accumulate_grad_batches
         if loss is not None and accumulate > 1:
@@ -157,6 +170,7 @@ class FitLoop:
         self._started_at = 0.0
         self._iterator: Iterator[Any] | None = None
         self._warned_none_loss = False
+        self.training_step: Callable[..., Any] = self._unset_step
         self._in_epoch = False
         self._epoch_start_rng: dict[str, Any] | None = None
         self._resume: dict[str, Any] | None = None
@@ -164,6 +178,9 @@ class FitLoop:
     @property
     def module(self) -> LightningModule:
         return self.runner.lightning_module
+
+    def _unset_step(self, *args: Any) -> Any:
+        raise RuntimeError("FitLoop.training_step is set when run() starts")
 
     # ------------------------------------------------------------------ checkpointing
 
@@ -284,6 +301,13 @@ class FitLoop:
         cbs = runner.callback_list
         runner._results = self.store
         self.store.device = runner.root_device
+        self.store.sync = runner.sync_value if runner.world_size > 1 else None
+        if runner.world_size > 1:
+            # Gradients are synchronised by running the step through the strategy's wrapper
+            # (DistributedDataParallel), whose forward is the module's training_step.
+            self.training_step = runner.strategy.wrap(TrainingStepModule(module))
+        else:
+            self.training_step = module.training_step
         runner.state.stage = "train"
         runner.set_hook("on_fit_start")
         cbs.on_fit_start(runner, module)
@@ -526,9 +550,9 @@ class FitLoop:
         precision = runner.precision_plugin
         if precision.needs_context:
             with precision.forward_context():
-                output = module.training_step(batch, batch_idx)
+                output = self.training_step(batch, batch_idx)
         else:
-            output = module.training_step(batch, batch_idx)
+            output = self.training_step(batch, batch_idx)
         if output is None:
             return {}
         if isinstance(output, torch.Tensor):

@@ -228,6 +228,8 @@ class MetricStore:
         self.batch: Any = None
         self._batch_size: int | None = None
         self.device: torch.device | None = None
+        #: Reduces a value over processes for ``sync_dist=True`` (``None`` with one process).
+        self.sync: Callable[[torch.Tensor, str], torch.Tensor] | None = None
 
     def set_batch(self, batch: Any, dataloader_idx: int | None) -> None:
         """The batch now being processed: used to infer ``batch_size`` when it is needed."""
@@ -303,6 +305,8 @@ class MetricStore:
                 "cannot be logged; log a number, a one-element tensor or a torchmetrics Metric "
                 "(log_dict for several values)"
             )
+        if sync_dist and self.sync is not None:
+            value = self.sync(value, entry.reduction)
         if entry.on_epoch and entry.reduction == "mean":
             size = batch_size if batch_size is not None else self._current_batch_size()
         else:

@@ -25,21 +25,24 @@ from fulmen_core import (
     Loop,
     LRSchedulerConfig,
     MisconfigurationException,
+    Strategy,
     load_checkpoint_file,
     move_data_to_device,
+    reduce_boolean_decision,
     save_checkpoint_file,
 )
 from torch.optim import Optimizer
 
 from fulmen_loops._callbacks import CallbackList, is_monitoring
 from fulmen_loops._checkpointing import dump_checkpoint, restore_model, restore_training_state
-from fulmen_loops._data import as_loader_list
+from fulmen_loops._data import as_loader_list, distributed
 from fulmen_loops._evaluation import EvaluationLoop
 from fulmen_loops._fit import FitLoop
 from fulmen_loops._precision import Precision
 from fulmen_loops._prediction import PredictionLoop
 from fulmen_loops._results import MetricStore
 from fulmen_loops._settings import LoopSettings
+from fulmen_loops._strategy import SingleDeviceStrategy
 
 _R = TypeVar("_R")
 
@@ -75,9 +78,15 @@ class Runner:
         settings: LoopSettings | None = None,
         precision: object = "32-true",
         default_root_dir: str | os.PathLike[str] | None = None,
+        strategy: Strategy | None = None,
+        use_distributed_sampler: bool = True,
+        sync_batchnorm: bool = False,
     ) -> None:
         self.settings = settings if settings is not None else LoopSettings()
         self.accelerator = accelerator
+        self.strategy: Strategy = strategy if strategy is not None else SingleDeviceStrategy()
+        self.use_distributed_sampler = use_distributed_sampler
+        self.sync_batchnorm = sync_batchnorm
         self.precision_plugin = Precision(precision, accelerator)
         self.root_device = accelerator.get_device(0) if accelerator is not None else torch.device("cpu")
         self.callbacks: list[Callback] = list(callbacks)
@@ -282,22 +291,34 @@ class Runner:
     @property
     def world_size(self) -> int:
         """The number of processes (1: single process)."""
-        return 1
+        return self.strategy.world_size
 
     @property
     def global_rank(self) -> int:
         """This process's rank among all processes."""
-        return 0
+        return self.strategy.global_rank
 
     @property
     def local_rank(self) -> int:
         """This process's rank on its node."""
-        return 0
+        return self.strategy.local_rank
 
     @property
     def node_rank(self) -> int:
         """This node's rank."""
-        return 0
+        return self.strategy.node_rank
+
+    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:  # noqa: A002  # Lightning's name
+        """Whether every process (``all=True``) or any process decided ``True``."""
+        return reduce_boolean_decision(self.strategy, decision, all)
+
+    def sync_value(self, tensor: torch.Tensor, reduction: str) -> torch.Tensor:
+        """A logged value reduced over processes (``self.log(..., sync_dist=True)``)."""
+        return self.strategy.reduce(tensor, op=reduction)
+
+    def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` from every process, stacked along a new first dimension."""
+        return self.strategy.all_gather(tensor)
 
     @property
     def is_global_zero(self) -> bool:
@@ -305,14 +326,14 @@ class Runner:
         return self.global_rank == 0
 
     @property
-    def num_devices(self) -> int:
-        """Devices used by this run."""
-        return 1
+    def device_ids(self) -> list[int]:
+        """Indices of the devices this process uses."""
+        return [self.root_device.index or 0]
 
     @property
-    def device_ids(self) -> list[int]:
-        """Indices of the devices used by this run."""
-        return [self.root_device.index or 0]
+    def num_devices(self) -> int:
+        """Devices used by this process's node."""
+        return max(1, self.strategy.world_size // max(1, getattr(self.strategy, "num_nodes", 1)))
 
     @property
     def estimated_stepping_batches(self) -> int | float:
@@ -394,7 +415,7 @@ class Runner:
 
     def send_to_loggers(self, metrics: dict[str, torch.Tensor], step: int | None = None) -> None:
         """Convert ``metrics`` to numbers and hand them to every logger, with the ``epoch`` key."""
-        if not self._loggers or not metrics:
+        if not self._loggers or not metrics or not self.is_global_zero:
             return
         scalars: dict[str, float] = {name: value.item() for name, value in metrics.items()}
         if step is None:
@@ -406,7 +427,7 @@ class Runner:
 
     def log_hyperparams(self) -> None:
         """Send the module's (and datamodule's) saved hyperparameters to every logger."""
-        if not self._loggers:
+        if not self._loggers or not self.is_global_zero:
             return
         module = self.lightning_module
         params: dict[str, Any] = {}
@@ -518,6 +539,14 @@ class Runner:
     def loaders_for(self, kind: str) -> list[Iterable[Any]]:
         """The dataloaders of ``kind`` ("train", "val", "test", "predict"): those passed to the
         entry point, else the datamodule's hook, else the module's hook."""
+        loaders = self._raw_loaders(kind)
+        strategy = self.strategy
+        if strategy.world_size > 1 and self.use_distributed_sampler:
+            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+            loaders = [distributed(loader, strategy.world_size, strategy.global_rank, seed) for loader in loaders]
+        return loaders
+
+    def _raw_loaders(self, kind: str) -> list[Iterable[Any]]:
         explicit = self._explicit_loaders.get(kind)
         if explicit is not None:
             return as_loader_list(explicit)
@@ -605,6 +634,7 @@ class Runner:
         self.set_hook(previous)
         if self.is_global_zero:
             save_checkpoint_file(checkpoint, filepath)
+        self.strategy.barrier("save_checkpoint")
 
     def restore_training_state(self) -> None:
         """Optimizers, schedulers and loop progress from the checkpoint fit was given, if any."""
@@ -801,6 +831,9 @@ class Runner:
         datamodule: LightningDataModule | None,
         body: Callable[[], _R],
     ) -> _R:
+        self.strategy.setup_environment()
+        if self.accelerator is not None:
+            self.root_device = self.accelerator.get_device(self.strategy.local_rank)
         self.state = RunState(fn=fn, stage=_FIRST_STAGE[fn], status="running")
         self.should_stop = False
         self._attach(module, datamodule)
@@ -819,6 +852,8 @@ class Runner:
                 path = self._checkpoint_to_load
                 self._loaded_checkpoint = (load_checkpoint_file(path), path)
                 restore_model(self, self._loaded_checkpoint[0], path)
+            if self.sync_batchnorm and self.world_size > 1:
+                torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)  # type: ignore[no-untyped-call]  # unannotated in torch; converts children in place
             if self.accelerator is not None:
                 self.accelerator.setup_device(self.root_device)
             module.to(self.root_device)
@@ -830,8 +865,9 @@ class Runner:
             self._teardown(fn, module, datamodule)
             self.state.stage = None
             self.state.status = "finished"
-            for logger in self._loggers:
-                logger.finalize("success")
+            if self.is_global_zero:
+                for logger in self._loggers:
+                    logger.finalize("success")
             return result
         except BaseException as exception:
             self.state.status = "interrupted"
@@ -839,8 +875,10 @@ class Runner:
             cbs.on_exception(self, module, exception)
             if datamodule is not None:
                 datamodule.on_exception(exception)
-            for logger in self._loggers:
-                logger.finalize("failed")
+            self.strategy.abort()
+            if self.is_global_zero:
+                for logger in self._loggers:
+                    logger.finalize("failed")
             self.state.stage = None
             raise
         finally:
@@ -850,11 +888,17 @@ class Runner:
             self._loaded_checkpoint = None
 
     def _prepare_data(self, module: LightningModule, datamodule: LightningDataModule | None) -> None:
+        # One process per node (or one in all, without prepare_data_per_node) prepares the data
+        # while the others wait; setup then runs on every process.
         self.set_hook("prepare_data")
-        if datamodule is not None and self.local_rank == 0:
-            datamodule.prepare_data()
-        if self.local_rank == 0:
+        if datamodule is not None:
+            rank = self.local_rank if datamodule.prepare_data_per_node else self.global_rank
+            if rank == 0:
+                datamodule.prepare_data()
+        per_node = getattr(module, "prepare_data_per_node", True)
+        if (self.local_rank if per_node else self.global_rank) == 0:
             module.prepare_data()
+        self.strategy.barrier("prepare_data")
 
     def _setup_optimizers(self, module: LightningModule) -> None:
         from fulmen_loops._optim import parse_optimizers
@@ -889,6 +933,7 @@ class Runner:
         module.teardown(fn)
         if self.accelerator is not None:
             self.accelerator.teardown()
+        self.strategy.teardown()
 
 
 def _is_checkpointing(callback: object) -> bool:

@@ -1,0 +1,75 @@
+"""The ``Strategy`` role: how the processes of one run cooperate (one process, or many with DDP)."""
+
+from __future__ import annotations
+
+from typing import Protocol, TypeVar
+
+import torch
+
+_T = TypeVar("_T")
+
+
+class Strategy(Protocol):
+    """Process topology and collectives. A single process is the trivial case; ``DDPStrategy`` in
+    fulmen-accelerators runs one process per device on ``torch.distributed``."""
+
+    @property
+    def world_size(self) -> int:
+        """How many processes train together."""
+        ...
+
+    @property
+    def global_rank(self) -> int:
+        """This process's rank among all processes."""
+        ...
+
+    @property
+    def local_rank(self) -> int:
+        """This process's rank on its node (which device it uses)."""
+        ...
+
+    @property
+    def node_rank(self) -> int:
+        """This node's rank."""
+        ...
+
+    def setup_environment(self) -> None:
+        """Start the processes (when the strategy launches them) and join the process group."""
+        ...
+
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        """What the training step runs through (e.g. DistributedDataParallel); identity alone."""
+        ...
+
+    def reduce(self, tensor: torch.Tensor, op: str = "mean") -> torch.Tensor:
+        """``tensor`` reduced over all processes with ``op`` ("mean", "sum", "max", "min")."""
+        ...
+
+    def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` from every process, stacked along a new first dimension (with one process,
+        ``tensor`` itself, as in Lightning)."""
+        ...
+
+    def barrier(self, name: str | None = None) -> None:
+        """Wait until every process reaches this point."""
+        ...
+
+    def broadcast(self, obj: _T, src: int = 0) -> _T:
+        """``obj`` as process ``src`` has it, on every process."""
+        ...
+
+    def teardown(self) -> None:
+        """Release what the stage used (the process group may stay for later stages)."""
+        ...
+
+    def abort(self) -> None:
+        """This process failed: stop the processes this strategy started, so none waits forever."""
+        ...
+
+
+def reduce_boolean_decision(strategy: Strategy, decision: bool, all: bool = True) -> bool:  # noqa: A002  # Lightning's name
+    """Whether every process (``all=True``) or any process decided ``True``."""
+    if strategy.world_size == 1:
+        return decision
+    vote = strategy.reduce(torch.tensor(float(decision)), op="sum")
+    return bool(vote.item() == strategy.world_size) if all else bool(vote.item() > 0)
