@@ -857,6 +857,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory_worker(args.config, args.epochs)
         return 0
 
+    if args.rounds < 1 or args.import_reps < 1:
+        parser.error("--rounds and --import-reps must be at least 1")
     rounds = 3 if args.quick and args.rounds == 7 else args.rounds
     import_reps = 3 if args.quick and args.import_reps == 7 else args.import_reps
     python = sys.executable

@@ -96,3 +96,29 @@ def test_unknown_precision_lists_the_known_ones() -> None:
     """An unknown precision name is an error listing the accepted spellings."""
     with pytest.raises(MisconfigurationException, match="precision='8-bit' is not supported.*16-mixed"):
         L.Trainer(precision="8-bit")
+
+
+def test_init_module_builds_in_the_precision_dtype_and_configure_model_runs_before_training() -> None:
+    """trainer.init_module() creates layers in a "-true" precision's dtype, and configure_model builds
+    layers before the optimizers are made, as in Lightning."""
+    trainer = L.Trainer(precision="64-true", max_epochs=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    with trainer.init_module():
+        layer = torch.nn.Linear(2, 2)
+    assert layer.weight.dtype == torch.float64
+    assert torch.get_default_dtype() == torch.float32
+
+    class Lazy(L.LightningModule):
+        def configure_model(self) -> None:
+            self.net = torch.nn.Linear(6, 1)
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            loss: torch.Tensor = torch.nn.functional.mse_loss(self.net(batch[0]), batch[1])
+            return loss
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    model = Lazy()
+    trainer.fit(model, DataLoader(TensorDataset(X, Y), batch_size=8))
+    assert trainer.global_step == 4 and model.net.weight.dtype == torch.float64

@@ -94,6 +94,11 @@ class Precision:
             yield
 
     @property
+    def module_dtype(self) -> torch.dtype | None:
+        """The dtype modules are cast to ("-true" precisions), else ``None``."""
+        return self._dtype
+
+    @property
     def converts_input(self) -> bool:
         """Whether batches must be cast (the "-true" precisions other than 32)."""
         return self._dtype is not None

@@ -6,10 +6,11 @@ It holds the run's state (progress, stage, metrics) and is what modules and call
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -612,6 +613,22 @@ class Runner:
             return precision.convert_input(batch)
 
         self._transfer = transfer
+
+    @contextlib.contextmanager
+    def init_module(self, empty_init: bool | None = None) -> Iterator[None]:
+        """Create modules inside this block directly on the run's device, in the dtype of a "-true"
+        precision (e.g. ``bf16-true``), instead of on the CPU in float32 and moved later."""
+        if self.accelerator is not None:
+            self.root_device = self.accelerator.get_device(self.strategy.local_rank)
+        dtype = self.precision_plugin.module_dtype
+        previous = torch.get_default_dtype()
+        with torch.device(self.root_device):
+            if dtype is not None and dtype.is_floating_point:
+                torch.set_default_dtype(dtype)
+            try:
+                yield
+            finally:
+                torch.set_default_dtype(previous)
 
     # ------------------------------------------------------------------ checkpoints
 
