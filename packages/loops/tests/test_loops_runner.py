@@ -119,3 +119,16 @@ def test_step_epoch_name_clash_is_refused() -> None:
     store.log("loss", torch.tensor(1.0), on_step=True, on_epoch=True, **options)
     with pytest.raises(MisconfigurationException, match="'loss_step'.*clashes with.*'loss'|clashes"):
         store.log("loss_step", torch.tensor(1.0), on_step=True, on_epoch=False, **options)
+
+
+def test_enable_graph_keeps_the_autograd_graph() -> None:
+    """self.log detaches values unless enable_graph=True, which keeps the graph (as in Lightning)."""
+    store = MetricStore(training=True)
+    store.hook = "training_step"
+    weight = torch.ones((), requires_grad=True)
+    options: dict[str, Any] = dict(prog_bar=False, logger=True, on_step=True, on_epoch=False, reduce_fx="mean",
+                                   sync_dist=False, add_dataloader_idx=True, batch_size=1, rank_zero_only=False)
+    store.log("kept", weight * 2, enable_graph=True, **options)
+    store.log("detached", weight * 2, enable_graph=False, **options)
+    _, _, callback = store.metrics(on_step=True)
+    assert callback["kept"].requires_grad and not callback["detached"].requires_grad
