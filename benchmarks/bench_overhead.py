@@ -419,7 +419,6 @@ def fits_worker(frameworks: Sequence[str], epochs: int, skip: Sequence[str]) -> 
                 "python": platform.python_version(),
                 "torch": torch.__version__,
                 "versions": {name: fw.version for name, fw in fws.items()},
-                "defaults": {name: describe_defaults(fw, epochs) for name, fw in fws.items()},
             },
         )
     except Exception as error:  # noqa: BLE001 - reported to the parent, which prints it
@@ -445,6 +444,8 @@ def fits_worker(frameworks: Sequence[str], epochs: int, skip: Sequence[str]) -> 
                     raw.append(run_raw(tasks, loader, epochs))
                     pairs[config.key] = [raw[-2][:2], raw[-1][:2]]
                 _reply(out, {"raw": [r[:2] for r in raw], "times": times, "pairs": pairs, "steps": steps})
+            elif command[0] == "describe":  # after the cold round, so as not to warm it up
+                _reply(out, {name: describe_defaults(fw, epochs) for name, fw in fws.items()})
             elif command[0] == "logbench":
                 result: dict[str, dict[str, float]] = {}
                 for name, fw in fws.items():
@@ -617,6 +618,11 @@ def fit_section(workers: list[Worker], rounds: int, epochs: int, results: dict[s
                     if off is not None and not key.endswith("-off"):
                         over_off[clock].setdefault(key, []).append(value - off)
         print(f"  round {index}/{rounds}{' (cold, not counted)' if index == 0 else ''} done", file=sys.stderr)
+    for worker in workers:
+        if "error" not in worker.info:
+            described = worker.ask("describe")
+            if "error" not in described:
+                worker.info["defaults"] = described
 
     # A first run over the median warm raw loop of its process (see the legend printed below).
     cold: dict[str, float] = {}

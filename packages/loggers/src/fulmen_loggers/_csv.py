@@ -11,6 +11,7 @@ from typing import Any
 from torch import Tensor
 
 from fulmen_loggers._utils import (
+    VersionedRun,
     LOGGER_JOIN_CHAR,
     Params,
     add_prefix,
@@ -19,7 +20,6 @@ from fulmen_loggers._utils import (
     flush_at_exit,
     is_global_zero,
     make_dirs,
-    next_version,
     save_hparams_yaml,
 )
 
@@ -92,7 +92,7 @@ class ExperimentWriter:
         os.replace(tmp_path, self.metrics_file_path)  # a crash mid-rewrite leaves the old file whole
 
 
-class CSVLogger:
+class CSVLogger(VersionedRun):
     """Log to the local file system: metrics as CSV, hyperparameters as YAML.
 
     Files go to ``save_dir/name/version_N/`` (``metrics.csv``, ``hparams.yaml``), the same layout,
@@ -129,33 +129,9 @@ class CSVLogger:
         self._experiment: ExperimentWriter | None = None
 
     @property
-    def name(self) -> str:
-        """The experiment name (``""`` when the versions sit directly in ``save_dir``)."""
-        return self._name
-
-    @property
-    def version(self) -> int | str:
-        """The run's version: as given, or the next free ``version_N`` number, fixed on first read."""
-        if self._version is None:
-            self._version = next_version(self.root_dir)
-        return self._version
-
-    @property
-    def save_dir(self) -> str:
-        """The directory given as ``save_dir``."""
-        return self._save_dir
-
-    @property
-    def root_dir(self) -> str:
-        """``save_dir/name``: the parent of every version folder of this experiment."""
-        return os.path.join(self.save_dir, self.name)
-
-    @property
     def log_dir(self) -> str:
         """``save_dir/name/version_N`` (or ``save_dir/name/<version>`` for a string version)."""
-        version = self.version
-        folder = version if isinstance(version, str) else f"version_{version}"
-        return os.path.join(self.root_dir, folder)
+        return self.version_dir
 
     @property
     def group_separator(self) -> str:

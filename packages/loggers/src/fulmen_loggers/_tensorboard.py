@@ -12,6 +12,7 @@ from fulmen_core import jit_scanning
 from torch import Tensor
 
 from fulmen_loggers._utils import (
+    VersionedRun,
     LOGGER_JOIN_CHAR,
     Params,
     add_prefix,
@@ -21,7 +22,6 @@ from fulmen_loggers._utils import (
     flush_at_exit,
     is_global_zero,
     make_dirs,
-    next_version,
     require_extra,
     sanitize_params,
     save_hparams_yaml,
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 _INSTALL = "tensorboard"
 
 
-class TensorBoardLogger:
+class TensorBoardLogger(VersionedRun):
     """Log to TensorBoard event files in ``save_dir/name/version_N[/sub_dir]``.
 
     Writes what Lightning's ``TensorBoardLogger`` writes: one scalar per metric, a dict metric as
@@ -82,28 +82,6 @@ class TensorBoardLogger:
         self.hparams: dict[str, Any] = {}
 
     @property
-    def name(self) -> str:
-        """The experiment name (``""`` when the versions sit directly in ``save_dir``)."""
-        return self._name
-
-    @property
-    def version(self) -> int | str:
-        """The run's version: as given, or the next free ``version_N`` number, fixed on first read."""
-        if self._version is None:
-            self._version = next_version(self.root_dir)
-        return self._version
-
-    @property
-    def save_dir(self) -> str:
-        """The directory given as ``save_dir``."""
-        return self._save_dir
-
-    @property
-    def root_dir(self) -> str:
-        """``save_dir/name``: the parent of every version folder of this experiment."""
-        return os.path.join(self.save_dir, self.name)
-
-    @property
     def sub_dir(self) -> str | None:
         """The folder inside the version folder that holds the event files, if any."""
         return self._sub_dir
@@ -111,8 +89,7 @@ class TensorBoardLogger:
     @property
     def log_dir(self) -> str:
         """``save_dir/name/version_N[/sub_dir]``, with ``~`` and ``$VARS`` expanded."""
-        version = self.version
-        log_dir = os.path.join(self.root_dir, version if isinstance(version, str) else f"version_{version}")
+        log_dir = self.version_dir
         if self._sub_dir is not None:
             log_dir = os.path.join(log_dir, self._sub_dir)
         return os.path.expanduser(os.path.expandvars(log_dir))

@@ -274,3 +274,43 @@ def _flush_all() -> None:
             logger._flush_at_exit()
         except Exception as err:  # one broken logger must not stop the others from flushing
             warnings.warn(f"{type(logger).__name__} could not flush at exit: {err}", stacklevel=1)
+
+
+class VersionedRun:
+    """The ``save_dir/name/version_N`` folder layout shared by the file-based loggers.
+
+    Subclasses set ``_save_dir``, ``_name`` and ``_version`` (``None``: the next free number, fixed
+    on first read).
+    """
+
+    _save_dir: str
+    _name: str
+    _version: int | str | None
+
+    @property
+    def name(self) -> str:
+        """The experiment name (``""`` when the versions sit directly in ``save_dir``)."""
+        return self._name
+
+    @property
+    def version(self) -> int | str:
+        """The run's version: as given, or the next free ``version_N`` number, fixed on first read."""
+        if self._version is None:
+            self._version = next_version(self.root_dir)
+        return self._version
+
+    @property
+    def save_dir(self) -> str:
+        """The directory given as ``save_dir``."""
+        return self._save_dir
+
+    @property
+    def root_dir(self) -> str:
+        """``save_dir/name``: the parent of every version folder of this experiment."""
+        return os.path.join(self.save_dir, self.name)
+
+    @property
+    def version_dir(self) -> str:
+        """``save_dir/name/version_N`` (or ``save_dir/name/<version>`` for a string version)."""
+        version = self.version
+        return os.path.join(self.root_dir, version if isinstance(version, str) else f"version_{version}")

@@ -77,19 +77,7 @@ def without_shuffle(loader: Iterable[Any]) -> Iterable[Any]:
         UserWarning,
         stacklevel=3,
     )
-    return DataLoader(
-        loader.dataset,
-        batch_size=loader.batch_size,
-        shuffle=False,
-        num_workers=loader.num_workers,
-        collate_fn=loader.collate_fn,
-        pin_memory=loader.pin_memory,
-        drop_last=loader.drop_last,
-        timeout=loader.timeout,
-        worker_init_fn=loader.worker_init_fn,
-        generator=loader.generator,
-        persistent_workers=loader.persistent_workers,
-    )
+    return rebuilt(loader, shuffle=False)
 
 
 def distributed(loader: Iterable[Any], num_replicas: int, rank: int, seed: int = 0) -> Iterable[Any]:
@@ -117,10 +105,16 @@ def distributed(loader: Iterable[Any], num_replicas: int, rank: int, seed: int =
         seed=seed,
         drop_last=loader.drop_last,
     )
-    return DataLoader(
-        loader.dataset,
+    return rebuilt(loader, sampler=sampler)
+
+
+def rebuilt(loader: Any, **changes: Any) -> Iterable[Any]:
+    """A DataLoader like ``loader`` (dataset, batch size, workers, collate, ...) but for ``changes``
+    (its ``shuffle`` or ``sampler``)."""
+    from torch.utils.data import DataLoader
+
+    settings: dict[str, Any] = dict(
         batch_size=loader.batch_size,
-        sampler=sampler,
         num_workers=loader.num_workers,
         collate_fn=loader.collate_fn,
         pin_memory=loader.pin_memory,
@@ -130,3 +124,6 @@ def distributed(loader: Iterable[Any], num_replicas: int, rank: int, seed: int =
         generator=loader.generator,
         persistent_workers=loader.persistent_workers,
     )
+    settings.update(changes)
+    rebuilt_loader: DataLoader[Any] = DataLoader(loader.dataset, **settings)
+    return rebuilt_loader
