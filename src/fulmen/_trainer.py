@@ -12,13 +12,16 @@ import difflib
 import os
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from fulmen_callbacks import EarlyStopping, ModelCheckpoint, ModelSummary, TQDMProgressBar
 from fulmen_core import Accelerator, Callback, Logger, MisconfigurationException, Registry, Strategy
 from fulmen_loops import LoopSettings, Runner
 from typing_extensions import Never
+
+if TYPE_CHECKING:
+    # Imported when first used: `import fulmen` stays light, and the callbacks load with a Trainer.
+    from fulmen_callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 
 #: Accelerators by name. Third-party packages add theirs under the entry-point group
 #: ``fulmen.accelerators``; entry points are read only when a name is not found here.
@@ -279,6 +282,8 @@ class Trainer(Runner):
             user_callbacks = list(callbacks)
         else:
             user_callbacks = [callbacks]
+        from fulmen_callbacks import ModelCheckpoint
+
         if enable_checkpointing is False and any(isinstance(c, ModelCheckpoint) for c in user_callbacks):
             raise MisconfigurationException(
                 "Trainer(enable_checkpointing=False) was given a ModelCheckpoint in callbacks; remove "
@@ -319,6 +324,8 @@ class Trainer(Runner):
     @property
     def checkpoint_callbacks(self) -> list[ModelCheckpoint]:
         """Every ModelCheckpoint in ``callbacks``."""
+        from fulmen_callbacks import ModelCheckpoint
+
         return [c for c in self.callbacks if isinstance(c, ModelCheckpoint)]
 
     @property
@@ -336,6 +343,8 @@ class Trainer(Runner):
     @property
     def early_stopping_callbacks(self) -> list[EarlyStopping]:
         """Every EarlyStopping in ``callbacks``."""
+        from fulmen_callbacks import EarlyStopping
+
         return [c for c in self.callbacks if isinstance(c, EarlyStopping)]
 
     @property
@@ -347,6 +356,8 @@ class Trainer(Runner):
     @property
     def progress_bar_callback(self) -> TQDMProgressBar | None:
         """The progress bar, or ``None`` when it is off."""
+        from fulmen_callbacks import TQDMProgressBar
+
         return next((c for c in self.callbacks if isinstance(c, TQDMProgressBar)), None)
 
 
@@ -368,6 +379,8 @@ def _default_callbacks(
     callbacks: list[Callback], *, progress_bar: bool, model_summary: bool, checkpointing: bool
 ) -> list[Callback]:
     """Lightning's default callbacks, added unless the user passed one of the same kind."""
+    from fulmen_callbacks import ModelCheckpoint, ModelSummary, TQDMProgressBar
+
     found = list(callbacks)
     if model_summary and not any(isinstance(c, ModelSummary) for c in found):
         found.append(ModelSummary(max_depth=1))

@@ -49,6 +49,10 @@ def save_checkpoint_file(checkpoint: Mapping[str, Any], path: str | os.PathLike[
             torch.save(dict(checkpoint), stream)
             stream.flush()
             os.fsync(stream.fileno())
+        # The data is on disk before the rename: a crash (even of the machine) leaves the old file
+        # or the complete new one under the name. The directory itself is not fsynced: after a
+        # power loss the rename may be lost, which leaves the previous good file, and syncing the
+        # directory would cost every save a second disk flush.
         os.replace(temporary, target)
     except BaseException:
         try:
@@ -56,21 +60,6 @@ def save_checkpoint_file(checkpoint: Mapping[str, Any], path: str | os.PathLike[
         except FileNotFoundError:
             pass
         raise
-    _fsync_directory(target.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Make the rename itself durable; not every platform can open a directory.
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def load_checkpoint_file(

@@ -84,6 +84,11 @@ class CallbackList(Callback):
         self._on_before_optimizer_step = _overriders(cbs, "on_before_optimizer_step")
         self._on_before_zero_grad = _overriders(cbs, "on_before_zero_grad")
 
+    def overrides(self, hook: str) -> bool:
+        """Whether any callback in the list overrides ``hook`` (the loops skip hooks nobody wrote)."""
+        found: tuple[Callable[..., None], ...] = getattr(self, f"_{hook}")
+        return bool(found)
+
     def __iter__(self) -> Iterator[Callback]:
         return iter(self._callbacks)
 

@@ -76,13 +76,28 @@ def split_step_output(output: Any) -> tuple[torch.Tensor | None, dict[str, Any]]
     )
 
 
+_NO_OUTPUTS: dict[str, Any] = {}
+
+
+def overridden(module: LightningModule, hook: str) -> bool:
+    """Whether ``module``'s class replaces LightningModule's default ``hook``."""
+    return getattr(type(module), hook) is not getattr(LightningModule, hook)
+
+
 class _Closure:
     """training_step, zero_grad and backward for one batch: what ``optimizer.step(closure)`` runs.
 
     One instance lives for the whole fit and is re-aimed at each batch, so a step allocates nothing.
+    :meth:`bind` works out once per epoch which hooks anyone overrides; the others are not called at
+    all (a default hook is a no-op, or a plain ``zero_grad``/``backward``/no clipping).
     """
 
-    __slots__ = ("loop", "batch", "batch_idx", "zero_grad", "optimizer", "loss", "extra", "ran")
+    __slots__ = (
+        "loop", "batch", "batch_idx", "zero_grad", "optimizer", "loss", "extra", "ran", "runner",
+        "module", "cbs", "set_hook", "precision", "step_fn", "accumulate", "epoch", "zero_grad_hooks",
+        "custom_zero_grad", "backward_hooks", "custom_backward", "after_backward_hooks",
+        "pre_step_hooks", "clipping",
+    )  # fmt: skip
 
     def __init__(self, loop: FitLoop) -> None:
         self.loop = loop
@@ -94,43 +109,70 @@ class _Closure:
         self.extra: dict[str, Any] = {}
         self.ran = False
 
-    def __call__(self) -> torch.Tensor | None:
+    def bind(self) -> None:
+        """Cache what stays fixed for an epoch: collaborators, settings and which hooks exist."""
         loop = self.loop
         runner = loop.runner
         module = loop.module
         cbs = runner.callback_list
-        set_hook = runner.set_hook
+        self.runner, self.module, self.cbs = runner, module, cbs
+        self.set_hook = runner.set_hook
+        self.precision = runner.precision_plugin
+        self.step_fn = loop.training_step
+        self.accumulate = runner.accumulate_grad_batches
+        self.epoch = runner.current_epoch
+        self.zero_grad_hooks = cbs.overrides("on_before_zero_grad") or overridden(module, "on_before_zero_grad")
+        self.custom_zero_grad = overridden(module, "optimizer_zero_grad")
+        self.backward_hooks = cbs.overrides("on_before_backward") or overridden(module, "on_before_backward")
+        self.custom_backward = overridden(module, "backward") or self.precision.scaler is not None
+        self.after_backward_hooks = cbs.overrides("on_after_backward") or overridden(module, "on_after_backward")
+        self.pre_step_hooks = cbs.overrides("on_before_optimizer_step") or overridden(module, "on_before_optimizer_step")
+        self.clipping = overridden(module, "configure_gradient_clipping") or bool(runner.settings.gradient_clip_val)
+
+    def __call__(self) -> torch.Tensor | None:
+        runner, module, cbs, set_hook = self.runner, self.module, self.cbs, self.set_hook
         set_hook("training_step")
-        precision = runner.precision_plugin
-        step = loop.training_step
+        precision = self.precision
         if precision.needs_context:
             with precision.forward_context():
-                output = step(self.batch, self.batch_idx)
+                output = self.step_fn(self.batch, self.batch_idx)
         else:
-            output = step(self.batch, self.batch_idx)
-        loss, self.extra = split_step_output(output)
-        accumulate = runner.accumulate_grad_batches
-        if loss is not None and accumulate > 1:
-            loss = loss / accumulate
+            output = self.step_fn(self.batch, self.batch_idx)
+        if type(output) is torch.Tensor:
+            loss: torch.Tensor | None = output
+            self.extra = {}
+        else:
+            loss, self.extra = split_step_output(output)
+        if loss is not None and self.accumulate > 1:
+            loss = loss / self.accumulate
         self.loss = loss
         self.ran = True
         optimizer = self.optimizer
         if self.zero_grad:
-            set_hook("on_before_zero_grad")
-            cbs.on_before_zero_grad(runner, module, optimizer)
-            module.on_before_zero_grad(optimizer)
-            set_hook("optimizer_zero_grad")
-            module.optimizer_zero_grad(runner.current_epoch, self.batch_idx, optimizer)
+            if self.zero_grad_hooks:
+                set_hook("on_before_zero_grad")
+                cbs.on_before_zero_grad(runner, module, optimizer)
+                module.on_before_zero_grad(optimizer)
+            if self.custom_zero_grad:
+                set_hook("optimizer_zero_grad")
+                module.optimizer_zero_grad(self.epoch, self.batch_idx, optimizer)
+            else:
+                optimizer.zero_grad()
         if loss is not None:
             backward_loss = precision.scale(loss) if precision.scaler is not None else loss
-            set_hook("on_before_backward")
-            cbs.on_before_backward(runner, module, backward_loss)
-            module.on_before_backward(backward_loss)
-            set_hook("backward")
-            module.backward(backward_loss)
-            set_hook("on_after_backward")
-            cbs.on_after_backward(runner, module)
-            module.on_after_backward()
+            if self.backward_hooks:
+                set_hook("on_before_backward")
+                cbs.on_before_backward(runner, module, backward_loss)
+                module.on_before_backward(backward_loss)
+            if self.custom_backward:
+                set_hook("backward")
+                module.backward(backward_loss)
+            else:
+                backward_loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
+            if self.after_backward_hooks:
+                set_hook("on_after_backward")
+                cbs.on_after_backward(runner, module)
+                module.on_after_backward()
         return loss
 
     def step(self) -> torch.Tensor | None:
@@ -141,19 +183,18 @@ class _Closure:
 
     def after_closure(self) -> None:
         """The pre-step hooks and gradient clipping, on the gradients the closure left."""
-        loop = self.loop
-        runner = loop.runner
-        module = loop.module
-        optimizer = self.optimizer
-        runner.set_hook("on_before_optimizer_step")
-        runner.callback_list.on_before_optimizer_step(runner, module, optimizer)
-        module.on_before_optimizer_step(optimizer)
-        runner.set_hook("configure_gradient_clipping")
-        module.configure_gradient_clipping(
-            optimizer,
-            gradient_clip_val=runner.settings.gradient_clip_val,
-            gradient_clip_algorithm=runner.settings.gradient_clip_algorithm,
-        )
+        runner, module, optimizer = self.runner, self.module, self.optimizer
+        if self.pre_step_hooks:
+            self.set_hook("on_before_optimizer_step")
+            self.cbs.on_before_optimizer_step(runner, module, optimizer)
+            module.on_before_optimizer_step(optimizer)
+        if self.clipping:
+            self.set_hook("configure_gradient_clipping")
+            module.configure_gradient_clipping(
+                optimizer,
+                gradient_clip_val=runner.settings.gradient_clip_val,
+                gradient_clip_algorithm=runner.settings.gradient_clip_algorithm,
+            )
 
 
 class FitLoop:
@@ -438,12 +479,17 @@ class FitLoop:
         optimizer: Any = runner.optimizers[0] if runner.optimizers else _NoOptimizer()
         closure = _Closure(self)
         closure.optimizer = optimizer
+        closure.bind()
+        batch_start_hooks = cbs.overrides("on_train_batch_start") or overridden(module, "on_train_batch_start")
+        batch_end_hooks = cbs.overrides("on_train_batch_end") or overridden(module, "on_train_batch_end")
+        has_loggers = bool(runner.loggers)
+        log_every = runner.log_every_n_steps
+        validates = check_val_epoch = self._should_validate_this_epoch() and self._validation_enabled()
         automatic = module.automatic_optimization
         accumulate = runner.accumulate_grad_batches
         limit = runner.num_training_batches
         transfer = runner.transfer_batch
         max_steps = runner.max_steps
-        check_val_epoch = self._should_validate_this_epoch()
         has_step_schedulers = automatic and any(c.interval == "step" for c in runner.lr_scheduler_configs)
         timed = settings.max_time is not None
         sized = limit != math.inf
@@ -501,14 +547,15 @@ class FitLoop:
             self.batch_idx = batch_idx
             store.set_batch(batch, None)
             batch = transfer(batch, 0)
-            set_hook("on_train_batch_start")
-            cbs.on_train_batch_start(runner, module, batch, batch_idx)
-            if module.on_train_batch_start(batch, batch_idx) == -1:
-                break
+            if batch_start_hooks:
+                set_hook("on_train_batch_start")
+                cbs.on_train_batch_start(runner, module, batch, batch_idx)
+                if module.on_train_batch_start(batch, batch_idx) == -1:
+                    break
             accumulating = (batch_idx + 1) % accumulate != 0 and not last
             outputs: Any
             if automatic:
-                outputs = self._automatic_step(closure, optimizer, batch, batch_idx, accumulating)
+                outputs = self._automatic_step(closure, optimizer, batch, batch_idx, accumulating, batch_end_hooks)
             else:
                 outputs = self._manual_step(batch, batch_idx)
             if has_step_schedulers and not accumulating:
@@ -517,17 +564,16 @@ class FitLoop:
                 # Epoch-interval schedulers step at the last batch, before this epoch's validation;
                 # ReduceLROnPlateau waits for the epoch's end, when validation metrics exist.
                 self._step_schedulers("epoch")
-            set_hook("on_train_batch_end")
-            cbs.on_train_batch_end(runner, module, outputs, batch, batch_idx)
-            module.on_train_batch_end(outputs, batch, batch_idx)
-            every = runner.log_every_n_steps
-            if not accumulating and every and (
-                (runner.batches_that_stepped + 1) % every == 0 or runner.should_stop
+            if batch_end_hooks:
+                set_hook("on_train_batch_end")
+                cbs.on_train_batch_end(runner, module, outputs, batch, batch_idx)
+                module.on_train_batch_end(outputs, batch, batch_idx)
+            if has_loggers and log_every and not accumulating and (
+                (runner.batches_that_stepped + 1) % log_every == 0 or runner.should_stop
             ):
-                if runner.loggers:
-                    logged, _, _ = store.metrics(True)
-                    runner.send_to_loggers(logged)
-            if check_val_epoch and self._should_validate_now(batch_idx, last):
+                logged, _, _ = store.metrics(True)
+                runner.send_to_loggers(logged)
+            if validates and self._should_validate_now(batch_idx, last):
                 self._validate(accumulating)
             if not accumulating:
                 runner.batches_that_stepped += 1
@@ -572,7 +618,13 @@ class FitLoop:
         return iter(loader)
 
     def _automatic_step(
-        self, closure: _Closure, optimizer: Any, batch: Any, batch_idx: int, accumulating: bool
+        self,
+        closure: _Closure,
+        optimizer: Any,
+        batch: Any,
+        batch_idx: int,
+        accumulating: bool,
+        want_outputs: bool = True,
     ) -> dict[str, Any]:
         runner = self.runner
         module = self.module
@@ -597,6 +649,8 @@ class FitLoop:
                 )
             runner._global_step += 1
         loss = closure.loss
+        if not want_outputs and loss is not None:
+            return _NO_OUTPUTS  # nobody reads on_train_batch_end's outputs: skip building them
         if loss is None:
             if not self._warned_none_loss:
                 self._warned_none_loss = True
