@@ -36,7 +36,7 @@ class Regressor(L.LightningModule):
         self.log("train_loss", loss)
         return loss
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         x, y = batch
         self.seen_training_flags.append(self.training)
         self.grad_enabled_in_eval.append(torch.is_grad_enabled())
@@ -439,3 +439,17 @@ def test_export_callback_exports_the_best_checkpoint_at_fit_end(tmp_path: Any) -
     assert export_path.is_file()
     program = torch.export.load(str(export_path))
     assert program.module()(torch.randn(5, 3)).shape == (5, 1)
+
+
+def test_validate_prints_lightnings_results_table(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """validate(verbose=True) prints the metric table Lightning prints (rows sorted, one column per dataloader); verbose=False prints nothing."""
+    monkeypatch.setenv("COLUMNS", "80")
+    model = Regressor()
+    t = trainer()
+    t.validate(model, [loader(seed=1), loader(seed=2)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "\u2500" * 80 and lines[2] == "\u2500" * 80
+    assert lines[1] == "     Validate metric           DataLoader 0             DataLoader 1"
+    assert lines[3].startswith("        val_loss      ")
+    t.validate(model, loader(seed=1), verbose=False)
+    assert capsys.readouterr().out == ""

@@ -248,3 +248,32 @@ def check_empty(loader_lengths: list[int | float], stage: str) -> None:
             f"the {stage} dataloader has no batches (len() == 0): check the dataset is not empty "
             "and that batch_size/drop_last leave at least one batch"
         )
+
+
+def results_table(results: EVALUATE_OUTPUT, stage: str) -> str:
+    """Lightning's plain-text results table: one row per metric, one column per dataloader."""
+    import shutil
+
+    names = sorted({_strip_dataloader(name) for result in results for name in result})
+    if not names:
+        return ""
+    width = shutil.get_terminal_size(fallback=(120, 30)).columns
+    column = max(25, min(max(len(n) for n in names) + 2, width // 2))
+    rule = "\u2500" * width
+    header = f"{stage.capitalize() + ' metric':^{column}}" + "".join(
+        f"{'DataLoader ' + str(index):^{column}}" for index in range(len(results))
+    )
+    lines = [rule, header.rstrip(), rule]
+    for name in names:
+        cells = []
+        for index, result in enumerate(results):
+            value = result.get(name, result.get(f"{name}/dataloader_idx_{index}"))
+            cells.append("" if value is None else str(value))
+        lines.append((f"{name:^{column}}" + "".join(f"{c:^{column}}" for c in cells)).rstrip())
+    lines.append(rule)
+    return "\n".join(lines)
+
+
+def _strip_dataloader(name: str) -> str:
+    owner = _dataloader_of(name)
+    return name if owner is None else name[: name.rfind("/dataloader_idx_")]

@@ -37,7 +37,7 @@ from torch.optim import Optimizer
 from fulmen_loops._callbacks import CallbackList, is_monitoring
 from fulmen_loops._checkpointing import dump_checkpoint, restore_model, restore_training_state
 from fulmen_loops._data import as_loader_list, distributed
-from fulmen_loops._evaluation import EvaluationLoop
+from fulmen_loops._evaluation import EvaluationLoop, results_table
 from fulmen_loops._fit import FitLoop
 from fulmen_loops._precision import Precision
 from fulmen_loops._prediction import PredictionLoop
@@ -749,7 +749,7 @@ class Runner:
         datamodule: LightningDataModule | None = None,
     ) -> EVALUATE_OUTPUT:
         """Run one validation epoch; returns one dict of metric floats per dataloader."""
-        return self._evaluate("validate", model, dataloaders, ckpt_path, datamodule, self.validate_loop)
+        return self._evaluate("validate", model, dataloaders, ckpt_path, datamodule, self.validate_loop, verbose)
 
     def test(
         self,
@@ -760,7 +760,7 @@ class Runner:
         datamodule: LightningDataModule | None = None,
     ) -> EVALUATE_OUTPUT:
         """Run one test epoch; returns one dict of metric floats per dataloader."""
-        return self._evaluate("test", model, dataloaders, ckpt_path, datamodule, self.test_loop)
+        return self._evaluate("test", model, dataloaders, ckpt_path, datamodule, self.test_loop, verbose)
 
     def predict(
         self,
@@ -790,6 +790,7 @@ class Runner:
         ckpt_path: str | os.PathLike[str] | None,
         datamodule: LightningDataModule | None,
         loop: Loop[EVALUATE_OUTPUT],
+        verbose: bool = True,
     ) -> EVALUATE_OUTPUT:
         module = self._module_for(fn, model)
         if isinstance(dataloaders, LightningDataModule):
@@ -806,7 +807,12 @@ class Runner:
             )
         kind = "val" if fn == "validate" else "test"
         self._explicit_loaders = {kind: dataloaders}
-        return self._run(fn, module, datamodule, loop.run)
+        results = self._run(fn, module, datamodule, loop.run)
+        if verbose and self.is_global_zero:
+            table = results_table(results, "validate" if fn == "validate" else "test")
+            if table:
+                print(table)
+        return results
 
     def _module_for(self, fn: str, model: LightningModule | None) -> LightningModule:
         if model is None:
