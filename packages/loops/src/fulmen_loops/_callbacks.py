@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from fulmen_core import Callback, LightningModule
 
+from fulmen_loops._hooks import overrides
+
 # Names of the hooks that Lightning runs after the module's own hook for `on_train_epoch_end`
 # ("monitoring" callbacks such as ModelCheckpoint and EarlyStopping see the epoch's final metrics).
 _MONITORING_MARK = "_fulmen_monitoring"
@@ -22,13 +24,7 @@ _SINGLE = -1
 
 
 def _overriders(callbacks: Sequence[Callback], hook: str) -> tuple[Callable[..., None], ...]:
-    found = []
-    for callback in callbacks:
-        method = getattr(type(callback), hook, None)
-        if method is None or method is getattr(Callback, hook):
-            continue
-        found.append(getattr(callback, hook))
-    return tuple(found)
+    return tuple(getattr(c, hook) for c in callbacks if hasattr(type(c), hook) and overrides(c, Callback, hook))
 
 
 def is_monitoring(callback: object) -> bool:

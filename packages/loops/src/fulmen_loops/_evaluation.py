@@ -10,6 +10,7 @@ import torch
 from fulmen_core import EVALUATE_OUTPUT, LightningModule, MisconfigurationException
 
 from fulmen_loops._data import length_of, limit_batches
+from fulmen_loops._hooks import overrides
 from fulmen_loops._results import MetricStore
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class EvaluationLoop:
             limit = 1.0
         step = "test_step" if test else "validation_step"
         module = runner.lightning_module
-        if self.inside_fit and (limit == 0 or getattr(type(module), step) is getattr(LightningModule, step)):
+        if self.inside_fit and (limit == 0 or not overrides(module, LightningModule, step)):
             self.loaders = []
             self.max_batches = []
             return
@@ -120,7 +121,7 @@ class EvaluationLoop:
         test = self.stage == "test"
         if test:
             model_eval, model_train = module.on_test_model_eval, module.on_test_model_train
-            train_overridden = type(module).on_test_model_train is not LightningModule.on_test_model_train
+            train_overridden = overrides(module, LightningModule, "on_test_model_train")
             start_hooks = (cbs.on_test_start, module.on_test_start, "on_test_start")
             epoch_start = (cbs.on_test_epoch_start, module.on_test_epoch_start, "on_test_epoch_start")
             epoch_end = (cbs.on_test_epoch_end, module.on_test_epoch_end, "on_test_epoch_end")
@@ -131,9 +132,7 @@ class EvaluationLoop:
             start_name, end_name = "on_test_batch_start", "on_test_batch_end"
         else:
             model_eval, model_train = module.on_validation_model_eval, module.on_validation_model_train
-            train_overridden = (
-                type(module).on_validation_model_train is not LightningModule.on_validation_model_train
-            )
+            train_overridden = overrides(module, LightningModule, "on_validation_model_train")
             start_hooks = (cbs.on_validation_start, module.on_validation_start, "on_validation_start")
             epoch_start = (cbs.on_validation_epoch_start, module.on_validation_epoch_start, "on_validation_epoch_start")
             epoch_end = (cbs.on_validation_epoch_end, module.on_validation_epoch_end, "on_validation_epoch_end")

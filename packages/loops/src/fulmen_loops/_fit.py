@@ -20,6 +20,7 @@ from torch.optim import Optimizer
 
 from fulmen_loops._data import length_of, limit_batches, without_shuffle
 from fulmen_loops._evaluation import EvaluationLoop
+from fulmen_loops._hooks import overrides
 from fulmen_loops._precision import ScalingOptimizer
 from fulmen_loops._results import MetricStore
 
@@ -81,7 +82,7 @@ _NO_OUTPUTS: dict[str, Any] = {}
 
 def overridden(module: LightningModule, hook: str) -> bool:
     """Whether ``module``'s class replaces LightningModule's default ``hook``."""
-    return getattr(type(module), hook) is not getattr(LightningModule, hook)
+    return overrides(module, LightningModule, hook)
 
 
 class _Closure:
@@ -372,7 +373,7 @@ class FitLoop:
         module = self.module
         if runner.settings.limit_val_batches == 0 and not runner.settings.fast_dev_run_batches:
             return False
-        if type(module).validation_step is LightningModule.validation_step:
+        if not overridden(module, "validation_step"):
             return False
         return runner.has_loader_source("val")
 

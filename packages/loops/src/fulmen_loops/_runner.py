@@ -39,6 +39,7 @@ from fulmen_loops._checkpointing import dump_checkpoint, restore_model, restore_
 from fulmen_loops._data import as_loader_list, distributed
 from fulmen_loops._evaluation import EvaluationLoop, results_table
 from fulmen_loops._fit import FitLoop
+from fulmen_loops._hooks import overrides
 from fulmen_loops._precision import Precision
 from fulmen_loops._prediction import PredictionLoop
 from fulmen_loops._results import MetricStore
@@ -55,10 +56,6 @@ class RunState:
     fn: str | None = None
     stage: str | None = None
     status: str = "initializing"
-
-
-def _overrides(obj: object, base: type, name: str) -> bool:
-    return getattr(type(obj), name, None) is not getattr(base, name)
 
 
 class Runner:
@@ -554,10 +551,10 @@ class Runner:
         hook = f"{kind}_dataloader"
         dm = self.datamodule
         self.set_hook(hook)
-        if dm is not None and _overrides(dm, LightningDataModule, hook):
+        if dm is not None and overrides(dm, LightningDataModule, hook):
             return as_loader_list(getattr(dm, hook)())
         module = self.lightning_module
-        if kind == "val" and not _overrides(module, LightningModule, hook):
+        if kind == "val" and not overrides(module, LightningModule, hook):
             return []
         return as_loader_list(getattr(module, hook)())
 
@@ -567,9 +564,9 @@ class Runner:
             return True
         hook = f"{kind}_dataloader"
         dm = self.datamodule
-        if dm is not None and _overrides(dm, LightningDataModule, hook):
+        if dm is not None and overrides(dm, LightningDataModule, hook):
             return True
-        return self._module is not None and _overrides(self._module, LightningModule, hook)
+        return self._module is not None and overrides(self._module, LightningModule, hook)
 
     def transfer_batch(self, batch: Any, dataloader_idx: int) -> Any:
         """Move ``batch`` to the device through the (datamodule's or module's) transfer hooks."""
@@ -580,12 +577,12 @@ class Runner:
         dm = self.datamodule
 
         def pick(name: str) -> Any:
-            if dm is not None and _overrides(dm, LightningDataModule, name):
+            if dm is not None and overrides(dm, LightningDataModule, name):
                 return getattr(dm, name)
             return getattr(module, name)
 
         overridden = any(
-            _overrides(module, LightningModule, n) or (dm is not None and _overrides(dm, LightningDataModule, n))
+            overrides(module, LightningModule, n) or (dm is not None and overrides(dm, LightningDataModule, n))
             for n in ("on_before_batch_transfer", "transfer_batch_to_device", "on_after_batch_transfer")
         )
         precision = self.precision_plugin
@@ -726,12 +723,12 @@ class Runner:
             raise MisconfigurationException(
                 "fit got both a datamodule and dataloaders; pass one or the other"
             )
-        if not _overrides(module, LightningModule, "training_step"):
+        if not overrides(module, LightningModule, "training_step"):
             raise MisconfigurationException(
                 f"{type(module).__qualname__} has no training_step(self, batch, batch_idx); fit "
                 "needs it to compute the loss"
             )
-        if not _overrides(module, LightningModule, "configure_optimizers"):
+        if not overrides(module, LightningModule, "configure_optimizers"):
             raise MisconfigurationException(
                 f"{type(module).__qualname__} has no configure_optimizers(self); fit needs it to "
                 "know how to update the weights (return e.g. torch.optim.Adam(self.parameters()))"
@@ -801,7 +798,7 @@ class Runner:
             )
         self._checkpoint_to_load = self._resolve_ckpt_path(ckpt_path, fn)
         step = "validation_step" if fn == "validate" else "test_step"
-        if not _overrides(module, LightningModule, step):
+        if not overrides(module, LightningModule, step):
             raise MisconfigurationException(
                 f"{type(module).__qualname__} has no {step}(self, batch, batch_idx); {fn} needs it"
             )
