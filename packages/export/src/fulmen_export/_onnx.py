@@ -15,7 +15,7 @@ from fulmen_core import ExportResult
 
 from fulmen_export._errors import ExportError
 from fulmen_export._optional import require
-from fulmen_export._pipeline import Runner, TracePlan, export_verified
+from fulmen_export._pipeline import Runner, TracePlan, check_options, export_verified
 from fulmen_export._sample import Args
 from fulmen_export._verify import first_line, trace_failure
 
@@ -76,18 +76,14 @@ class ONNXExporter:
         rtol: float = 1e-3,
         **export_kwargs: Any,
     ) -> None:
-        reserved = sorted(_RESERVED & export_kwargs.keys())
-        if reserved:
-            raise TypeError(
-                f"ONNXExporter sets {reserved} itself; pass the module, sample and path to "
-                "export() and the rest as ONNXExporter options"
-            )
-        unknown = sorted(export_kwargs.keys() - _onnx_export_parameters())
-        if unknown:
-            raise TypeError(
-                f"unknown ONNXExporter options {unknown}: they are neither ONNXExporter options "
-                f"nor arguments of torch.onnx.export in torch {torch.__version__}"
-            )
+        check_options(
+            "ONNXExporter",
+            export_kwargs,
+            set(_RESERVED),
+            "pass the module, sample and path to export() and the rest as ONNXExporter options",
+            set(_onnx_export_parameters()),
+            "torch.onnx.export",
+        )
         if dynamo and not _dynamo_available():
             raise ExportError(
                 f"torch {torch.__version__} has no dynamo ONNX exporter; upgrade to torch>=2.5 "

@@ -136,3 +136,23 @@ def export_verified(
         checked_batch_sizes=tuple(s for s, _, _ in checks if s is not None),
         output_shapes=tuple(tuple(int(d) for d in t.shape) for t in expected),
     )
+
+
+def check_options(
+    exporter: str,
+    options: dict[str, Any],
+    reserved: set[str],
+    reserved_hint: str,
+    known: set[str],
+    target: str,
+) -> None:
+    """Reject exporter keyword options the exporter sets itself, or that ``target`` does not take."""
+    taken = sorted(reserved & options.keys())
+    if taken:
+        raise TypeError(f"{exporter} sets {taken} itself; {reserved_hint}")
+    unknown = sorted(options.keys() - known)
+    if unknown:
+        raise TypeError(
+            f"unknown {exporter} options {unknown}: they are neither {exporter} options nor "
+            f"arguments of {target} in torch {torch.__version__}"
+        )

@@ -12,7 +12,7 @@ import torch
 from fulmen_core import ExportResult
 
 from fulmen_export._errors import ExportError
-from fulmen_export._pipeline import Runner, TracePlan, export_verified
+from fulmen_export._pipeline import Runner, TracePlan, check_options, export_verified
 from fulmen_export._sample import Args
 from fulmen_export._verify import first_line, flatten_tensors, trace_failure
 
@@ -51,19 +51,14 @@ class TorchExportExporter:
         rtol: float = 1e-4,
         **export_kwargs: Any,
     ) -> None:
-        reserved = sorted(_RESERVED & export_kwargs.keys())
-        if reserved:
-            raise TypeError(
-                f"TorchExportExporter sets {reserved} itself; pass the module and sample to "
-                "export() and strict as a TorchExportExporter option"
-            )
-        unknown = sorted(export_kwargs.keys() - _export_parameters())
-        if unknown:
-            raise TypeError(
-                f"unknown TorchExportExporter options {unknown}: they are neither "
-                f"TorchExportExporter options nor arguments of torch.export.export in torch "
-                f"{torch.__version__}"
-            )
+        check_options(
+            "TorchExportExporter",
+            export_kwargs,
+            set(_RESERVED),
+            "pass the module and sample to export() and strict as a TorchExportExporter option",
+            set(_export_parameters()),
+            "torch.export.export",
+        )
         self.dynamic_batch = dynamic_batch
         self.strict = strict
         self.atol = atol
