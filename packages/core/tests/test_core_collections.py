@@ -133,10 +133,6 @@ def test_move_data_to_device_calls_to_on_other_objects() -> None:
     assert batch.device == META
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: _collections.py move_data_to_device only calls .to on the top-level object",
-)
 def test_move_data_to_device_calls_to_on_nested_objects() -> None:
     """Objects with ``.to`` inside lists/dicts are moved too, as the docstring and Lightning promise."""
     inner = Movable()
@@ -144,9 +140,6 @@ def test_move_data_to_device_calls_to_on_nested_objects() -> None:
     assert inner.device == META
 
 
-@pytest.mark.xfail(
-    strict=True, reason="core bug: _collections.py apply_to_tensors turns a defaultdict into a dict"
-)
 def test_apply_to_tensors_keeps_defaultdict() -> None:
     """A defaultdict keeps its type and default_factory, as in Lightning."""
     data: collections.defaultdict[str, Any] = collections.defaultdict(list, a=torch.ones(1))
@@ -155,10 +148,6 @@ def test_apply_to_tensors_keeps_defaultdict() -> None:
     assert out.default_factory is list
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: _collections.py rebuilds dataclasses with dataclasses.replace, which reruns __post_init__",
-)
 def test_apply_to_tensors_keeps_dataclass_fields_set_after_init() -> None:
     """A dataclass's init=False field keeps its value: __post_init__ is not rerun on the transformed copy."""
 

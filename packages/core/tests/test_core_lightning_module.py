@@ -157,10 +157,6 @@ def test_device_tracks_meta_device() -> None:
     assert model.layer.weight.device == torch.device("meta")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: _lightning_module.py _apply stops at the first tensor even when it is not floating",
-)
 def test_dtype_tracks_to_when_first_tensor_is_an_integer_buffer() -> None:
     """``dtype`` follows ``.to(torch.float64)`` even when the module's first tensor is an integer buffer."""
 

@@ -142,11 +142,14 @@ class LightningModule(torch.nn.Module, HyperparametersMixin, OnnxExportMixin):
         # Every .to/.cuda/.cpu/.double goes through _apply: track device and dtype once here,
         # so `self.device` is an attribute read rather than a walk over the parameters.
         result = super()._apply(fn, recurse)  # type: ignore[no-untyped-call]  # torch leaves _apply unannotated
+        device_found = False
         for tensor in self._first_tensors():
-            self._device = tensor.device
+            if not device_found:
+                self._device = tensor.device
+                device_found = True
             if tensor.is_floating_point():
                 self._dtype = tensor.dtype
-            break
+                break
         return result
 
     def _first_tensors(self) -> Iterator[torch.Tensor]:
