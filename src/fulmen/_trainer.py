@@ -12,7 +12,7 @@ import difflib
 import os
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from fulmen_core import Accelerator, Callback, Logger, MisconfigurationException, Registry, Strategy

@@ -16,7 +16,6 @@ from fulmen_core import (
     isolate_rng,
     restore_rng_states,
 )
-from torch.optim import Optimizer
 
 from fulmen_loops._data import length_of, limit_batches, without_shuffle
 from fulmen_loops._evaluation import EvaluationLoop
@@ -592,7 +591,6 @@ class FitLoop:
         """Manual optimization: training_step does backward and steps itself; what it returns goes
         to on_train_batch_end (a tensor as {"loss": tensor}, as in Lightning)."""
         runner = self.runner
-        module = self.module
         runner.set_hook("training_step")
         precision = runner.precision_plugin
         if precision.needs_context:
