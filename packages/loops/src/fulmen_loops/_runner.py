@@ -352,15 +352,16 @@ class Runner:
 
     # ------------------------------------------------------------------ metrics
 
-    def _refresh(self, on_step: bool | None = None) -> None:
-        """Fold the active store's current view into the three metric dictionaries.
+    def _refresh(self, on_step: bool | None = None) -> dict[str, torch.Tensor]:
+        """Fold the active store's current view into the three metric dictionaries; returns the
+        values of that view meant for the loggers.
 
         Done when the dictionaries are read (and once at each epoch's end), not per batch: a run
         nobody inspects pays nothing for them.
         """
         results = self._results
         if results is None:
-            return
+            return {}
         if on_step is None:
             on_step = not self.epoch_end_reached
         logged, bar, callback = results.metrics(on_step)
@@ -368,6 +369,7 @@ class Runner:
         self._logged_metrics.update(logged)
         for name, value in bar.items():
             self._progress_bar_metrics[name] = value.item()
+        return logged
 
     @property
     def callback_metrics(self) -> dict[str, torch.Tensor]:
@@ -401,15 +403,7 @@ class Runner:
     def epoch_end(self) -> dict[str, torch.Tensor]:
         """Fold the epoch aggregates (including what epoch-end hooks logged) into the dictionaries;
         returns the values meant for the loggers."""
-        results = self._results
-        if results is None:
-            return {}
-        logged, bar, callback = results.metrics(False)
-        self._callback_metrics.update(callback)
-        self._logged_metrics.update(logged)
-        for name, value in bar.items():
-            self._progress_bar_metrics[name] = value.item()
-        return logged
+        return self._refresh(on_step=False)
 
     def send_to_loggers(self, metrics: dict[str, torch.Tensor], step: int | None = None) -> None:
         """Convert ``metrics`` to numbers and hand them to every logger, with the ``epoch`` key."""
@@ -490,23 +484,18 @@ class Runner:
     def manual_backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """Backward for manual optimization, with the backward hooks around it."""
         module = self.lightning_module
-        results = self._results
-        previous = results.hook if results is not None else None
+        previous = self._results.hook if self._results is not None else None
         cbs = self.callback_list
         loss = self.precision_plugin.scale(loss)
-        if results is not None:
-            results.hook = "on_before_backward"
+        self.set_hook("on_before_backward")
         cbs.on_before_backward(self, module, loss)
         module.on_before_backward(loss)
-        if results is not None:
-            results.hook = "backward"
+        self.set_hook("backward")
         module.backward(loss, *args, **kwargs)
-        if results is not None:
-            results.hook = "on_after_backward"
+        self.set_hook("on_after_backward")
         cbs.on_after_backward(self, module)
         module.on_after_backward()
-        if results is not None:
-            results.hook = previous
+        self.set_hook(previous)
 
     def optimizer_step(
         self, optimizer: Optimizer, closure: Callable[[], Any] | None, **kwargs: Any
