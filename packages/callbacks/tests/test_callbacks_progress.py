@@ -209,8 +209,8 @@ def test_test_and_predict_bars(capsys: pytest.CaptureFixture[str]) -> None:
     runner.test(module, _loader(5))
     runner.predict(module, _loader(4))
     out = capsys.readouterr().out
-    assert re.search(r"Testing DataLoader 0: 100%\|[^|]*\| 5/5 \[[^\]]*\]\n", out)
-    assert re.search(r"Predicting DataLoader 0: 100%\|[^|]*\| 4/4 \[[^\]]*\]\n", out)
+    assert re.search(r"Testing DataLoader 0: 100%\|[^|]*\| 5/5 \[[^\]]*\] *\n", out)
+    assert re.search(r"Predicting DataLoader 0: 100%\|[^|]*\| 4/4 \[[^\]]*\] *\n", out)
 
 
 def test_validate_with_two_dataloaders(capsys: pytest.CaptureFixture[str]) -> None:
@@ -365,7 +365,7 @@ def test_leave_keeps_a_line_per_epoch(capsys: pytest.CaptureFixture[str]) -> Non
     runner.fit(Regressor(), _loader(2))
     out = capsys.readouterr().out
     for epoch in range(3):
-        assert re.search(rf"Epoch {epoch}: 100%\|[^|]*\| 2/2 \[[^\]]*\]\n", out)
+        assert re.search(rf"Epoch {epoch}: 100%\|[^|]*\| 2/2 \[[^\]]*\] *\n", out)
 
 
 def test_print_writes_above_the_bar(capsys: pytest.CaptureFixture[str]) -> None:
