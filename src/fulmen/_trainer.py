@@ -52,18 +52,28 @@ ACCELERATOR_REGISTRY.register("cuda", _cuda)
 ACCELERATOR_REGISTRY.register("mps", _mps)
 _AUTO_ORDER = ("cuda", "mps")
 
-_STRATEGIES = ("auto", "single_device", "ddp", "ddp_find_unused_parameters_true")
+_STRATEGIES = ("auto", "single_device", "ddp", "ddp_find_unused_parameters_true", "fsdp")
 
 
 def _resolve_strategy(strategy: str | Strategy, accelerator: Accelerator, devices: list[int], num_nodes: int) -> Strategy | None:
-    """``None`` for one process; a DDPStrategy for several devices/nodes, torchrun, or ``"ddp"``."""
+    """``None`` for one process; a DDPStrategy for several devices/nodes, torchrun, or ``"ddp"``;
+    an FSDPStrategy for ``"fsdp"``. A strategy object built without devices gets them here."""
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", len(devices))) if launched else len(devices)
     if not isinstance(strategy, str):
+        from fulmen_accelerators import DDPStrategy
+
+        if isinstance(strategy, DDPStrategy) and not strategy.connected:
+            strategy.connect(accelerator, processes, num_nodes)
         return strategy
     if strategy not in _STRATEGIES:
         raise MisconfigurationException(
             f"strategy={strategy!r} is not available; available: {list(_STRATEGIES)} (or a Strategy object)"
         )
-    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+    if strategy == "fsdp":
+        from fulmen_accelerators import FSDPStrategy
+
+        return FSDPStrategy(accelerator, num_processes=processes, num_nodes=num_nodes)
     several = len(devices) > 1 or num_nodes > 1 or launched
     if strategy == "single_device" or (strategy == "auto" and not several):
         if several:
@@ -74,7 +84,6 @@ def _resolve_strategy(strategy: str | Strategy, accelerator: Accelerator, device
         return None
     from fulmen_accelerators import DDPStrategy
 
-    processes = int(os.environ.get("LOCAL_WORLD_SIZE", len(devices))) if launched else len(devices)
     return DDPStrategy(
         accelerator,
         num_processes=processes,

@@ -57,28 +57,54 @@ class DDPStrategy:
 
     def __init__(
         self,
-        accelerator: Accelerator,
-        num_processes: int,
+        accelerator: Accelerator | None = None,
+        num_processes: int | None = None,
         num_nodes: int = 1,
         find_unused_parameters: bool = False,
         timeout: datetime.timedelta = datetime.timedelta(minutes=30),
     ) -> None:
-        if num_processes < 1 or num_nodes < 1:
-            raise MisconfigurationException(
-                f"DDPStrategy needs at least one process per node and one node, got {num_processes} x {num_nodes}"
-            )
-        self.accelerator = accelerator
-        self.num_processes = num_processes
-        self.num_nodes = num_nodes
+        self._accelerator = accelerator
         self.find_unused_parameters = find_unused_parameters
         self.timeout = timeout
+        self._children: list[subprocess.Popen[bytes]] = []
+        self.num_processes = 1
+        self.num_nodes = num_nodes
+        self._global_rank, self._local_rank, self._node_rank, self._world_size = 0, 0, 0, 1
+        if num_processes is not None:
+            self.connect(accelerator, num_processes, num_nodes)
+
+    def connect(self, accelerator: Accelerator | None, num_processes: int, num_nodes: int) -> None:
+        """Give the strategy its accelerator and process counts. The Trainer calls this for a strategy
+        built without them (``Trainer(strategy=DDPStrategy(find_unused_parameters=True), devices=2)``)."""
+        if num_processes < 1 or num_nodes < 1:
+            raise MisconfigurationException(
+                f"{type(self).__name__} needs at least one process per node and one node, got "
+                f"{num_processes} x {num_nodes}"
+            )
+        if accelerator is not None:
+            self._accelerator = accelerator
+        self.num_processes = num_processes
+        self.num_nodes = num_nodes
         found = _environment_ranks()
         if found is not None:
             self._global_rank, self._local_rank, self._world_size, self._node_rank = found
         else:
             self._global_rank, self._local_rank, self._node_rank = 0, 0, 0
             self._world_size = num_processes * num_nodes
-        self._children: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def connected(self) -> bool:
+        """Whether the strategy knows its accelerator (given here or by the Trainer)."""
+        return self._accelerator is not None
+
+    @property
+    def accelerator(self) -> Accelerator:
+        if self._accelerator is None:
+            raise MisconfigurationException(
+                f"{type(self).__name__} was built without an accelerator; pass it to "
+                f"Trainer(strategy=...), which supplies one, or build it with accelerator=..."
+            )
+        return self._accelerator
 
     @property
     def world_size(self) -> int:
@@ -218,4 +244,5 @@ class DDPStrategy:
         self._children = []
 
     def __repr__(self) -> str:
-        return f"DDPStrategy(world_size={self._world_size}, backend={self.accelerator.distributed_backend!r})"
+        backend = self._accelerator.distributed_backend if self._accelerator is not None else None
+        return f"{type(self).__name__}(world_size={self._world_size}, backend={backend!r})"

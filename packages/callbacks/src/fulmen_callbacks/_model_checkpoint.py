@@ -648,8 +648,12 @@ class ModelCheckpoint(Callback):
         return Path(self.dirpath).absolute() in previous_path.parents
 
     def _remove_checkpoint(self, trainer: Any, filepath: str) -> None:
-        if trainer.is_global_zero and (os.path.islink(filepath) or os.path.isfile(filepath)):
+        if not trainer.is_global_zero:
+            return
+        if os.path.islink(filepath) or os.path.isfile(filepath):
             os.remove(filepath)
+        elif os.path.isdir(filepath):  # a sharded checkpoint (FSDP) is a directory
+            shutil.rmtree(filepath)
 
     def _info(self, trainer: Any, message: str) -> None:
         if trainer.is_global_zero:

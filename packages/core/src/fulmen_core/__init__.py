@@ -19,7 +19,7 @@ from fulmen_core._module import Module
 from fulmen_core._optimizer import LightningOptimizer
 from fulmen_core._registry import Registry
 from fulmen_core._seed import collect_rng_states, isolate_rng, restore_rng_states, seed_everything
-from fulmen_core._strategy import Strategy, reduce_boolean_decision
+from fulmen_core._strategy import Strategy, SupportsSharding, reduce_boolean_decision
 from fulmen_core._trainer import ModuleHost, TrainerView
 from fulmen_core._types import EVALUATE_OUTPUT, STEP_OUTPUT, LRSchedulerConfig, OptimizerLRScheduler
 from fulmen_core._version import __version__
@@ -45,6 +45,7 @@ __all__ = [
     "OptimizerLRScheduler",
     "Registry",
     "Strategy",
+    "SupportsSharding",
     "SupportsStateDict",
     "TrainerView",
     "__version__",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch
 
@@ -64,6 +64,39 @@ class Strategy(Protocol):
 
     def abort(self) -> None:
         """This process failed: stop the processes this strategy started, so none waits forever."""
+        ...
+
+
+@runtime_checkable
+class SupportsSharding(Protocol):
+    """A strategy that changes the module itself (FSDP shards its parameters in place) and so owns
+    how the module's and the optimizers' states are read and written. The runner checks for this
+    ability once per run; strategies without it (DDP, one process) use the plain state dicts."""
+
+    def setup_module(self, module: torch.nn.Module) -> None:
+        """Shard ``module`` in place, on its device, before the optimizers are created."""
+        ...
+
+    def module_state_dict(self, module: torch.nn.Module) -> dict[str, Any]:
+        """The module's state as this strategy checkpoints it (full on global zero, or sharded)."""
+        ...
+
+    def optimizer_state_dict(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """``optimizer``'s state as this strategy checkpoints it."""
+        ...
+
+    def load_optimizer_state_dict(
+        self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+    ) -> None:
+        """Restore ``optimizer`` from what ``optimizer_state_dict`` (or a one-process run) saved."""
+        ...
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str) -> None:
+        """Write ``checkpoint`` to ``path`` atomically (called on every process)."""
+        ...
+
+    def load_checkpoint(self, path: str, module: torch.nn.Module) -> dict[str, Any]:
+        """Read the checkpoint at ``path`` (called on every process, before ``setup_module``)."""
         ...
 
 

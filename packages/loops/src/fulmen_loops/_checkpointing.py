@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fulmen_core import (
     CheckpointError,
     LightningModule,
+    SupportsSharding,
     collect_rng_states,
 )
 from fulmen_core._checkpoint import LIGHTNING_FORMAT_VERSION, plain_hyperparameters
@@ -92,11 +93,12 @@ def dump_checkpoint(runner: Runner, weights_only: bool) -> dict[str, Any]:
     module = runner.lightning_module
     fit_loop = runner.fit_loop
     position = fit_loop.position() if isinstance(fit_loop, FitLoop) else FitLoop.idle_position(runner)
+    sharding = runner.strategy if isinstance(runner.strategy, SupportsSharding) else None
     checkpoint: dict[str, Any] = {
         "epoch": runner.current_epoch,
         "global_step": runner.global_step,
         "pytorch-lightning_version": LIGHTNING_FORMAT_VERSION,
-        "state_dict": module.state_dict(),
+        "state_dict": module.state_dict() if sharding is None else sharding.module_state_dict(module),
         "loops": _lightning_loops(runner, position),
     }
     runner.set_hook("state_dict")
@@ -107,7 +109,10 @@ def dump_checkpoint(runner: Runner, weights_only: bool) -> dict[str, Any]:
             if state:
                 states[callback.state_key] = state
         checkpoint["callbacks"] = states
-        checkpoint["optimizer_states"] = [optimizer.state_dict() for optimizer in runner.optimizers]
+        checkpoint["optimizer_states"] = [
+            optimizer.state_dict() if sharding is None else sharding.optimizer_state_dict(module, optimizer)
+            for optimizer in runner.optimizers
+        ]
         checkpoint["lr_schedulers"] = [config.scheduler.state_dict() for config in runner.lr_scheduler_configs]
         precision_state = runner.precision_plugin.state_dict()
         if precision_state:
@@ -175,8 +180,12 @@ def restore_training_state(runner: Runner, checkpoint: dict[str, Any], path: str
                 f"checkpoint {path!r} holds {len(optimizer_states)} optimizer states but "
                 f"configure_optimizers returned {len(runner.optimizers)} optimizers"
             )
+        strategy = runner.strategy
         for optimizer, state in zip(runner.optimizers, optimizer_states):
-            optimizer.load_state_dict(state)
+            if isinstance(strategy, SupportsSharding):
+                strategy.load_optimizer_state_dict(runner.lightning_module, optimizer, state)
+            else:
+                optimizer.load_state_dict(state)
     for config, state in zip(runner.lr_scheduler_configs, checkpoint.get("lr_schedulers", [])):
         config.scheduler.load_state_dict(state)
     runner.precision_plugin.load_state_dict(checkpoint.get("MixedPrecision", {}))

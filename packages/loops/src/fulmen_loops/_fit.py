@@ -12,6 +12,7 @@ import torch
 from fulmen_core import (
     LightningModule,
     MisconfigurationException,
+    SupportsSharding,
     collect_rng_states,
     isolate_rng,
     restore_rng_states,
@@ -343,9 +344,9 @@ class FitLoop:
         runner._results = self.store
         self.store.device = runner.root_device
         self.store.sync = runner.sync_value if runner.world_size > 1 else None
-        if runner.world_size > 1:
+        if runner.world_size > 1 or isinstance(runner.strategy, SupportsSharding):
             # Gradients are synchronised by running the step through the strategy's wrapper
-            # (DistributedDataParallel), whose forward is the module's training_step.
+            # (DistributedDataParallel, or FSDP's sharded root), whose forward is training_step.
             self.training_step = runner.strategy.wrap(TrainingStepModule(module))
         else:
             self.training_step = module.training_step

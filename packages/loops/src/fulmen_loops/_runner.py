@@ -27,6 +27,7 @@ from fulmen_core import (
     LRSchedulerConfig,
     MisconfigurationException,
     Strategy,
+    SupportsSharding,
     load_checkpoint_file,
     move_data_to_device,
     reduce_boolean_decision,
@@ -635,7 +636,10 @@ class Runner:
         previous = self._results.hook if self._results is not None else None
         checkpoint = dump_checkpoint(self, weights_only)
         self.set_hook(previous)
-        if self.is_global_zero:
+        if isinstance(self.strategy, SupportsSharding):
+            # Every process takes part: a sharded checkpoint is written by all of them.
+            self.strategy.save_checkpoint(checkpoint, os.fspath(filepath))
+        elif self.is_global_zero:
             save_checkpoint_file(checkpoint, filepath)
         self.strategy.barrier("save_checkpoint")
 
@@ -659,7 +663,7 @@ class Runner:
                 finder = getattr(callback, "_find_last_checkpoints", None)
                 if callable(finder):
                     candidates.update(str(p) for p in finder(self))
-            existing = [p for p in candidates if os.path.isfile(p)]
+            existing = [p for p in candidates if os.path.exists(p)]
             if not existing:
                 warnings.warn(
                     f"{fn}(ckpt_path='last') found no last checkpoint; the run starts from scratch",
@@ -686,7 +690,7 @@ class Runner:
             self.ckpt_path = found[0]
             return found[0]
         path = os.fspath(ckpt_path)
-        if not os.path.isfile(path):
+        if not os.path.exists(path):  # a file, or the directory of a sharded checkpoint
             raise CheckpointError(
                 f"{fn}(ckpt_path={path!r}): no such checkpoint file; check the path, or use "
                 "ckpt_path='last' / 'best' with a ModelCheckpoint callback"
@@ -859,7 +863,7 @@ class Runner:
             module.configure_model()
             if self._checkpoint_to_load is not None:
                 path = self._checkpoint_to_load
-                self._loaded_checkpoint = (load_checkpoint_file(path), path)
+                self._loaded_checkpoint = (self._read_checkpoint(path, module), path)
                 restore_model(self, self._loaded_checkpoint[0], path)
             if self.sync_batchnorm and self.world_size > 1:
                 torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)  # type: ignore[no-untyped-call]  # unannotated in torch; converts children in place
@@ -867,6 +871,8 @@ class Runner:
                 self.accelerator.setup_device(self.root_device)
             module.to(self.root_device)
             self.precision_plugin.convert_module(module)
+            if isinstance(self.strategy, SupportsSharding):
+                self.strategy.setup_module(module)  # before the optimizers see the parameters
             self._bind_transfer()
             if fn == "fit":
                 self._setup_optimizers(module)
@@ -895,6 +901,17 @@ class Runner:
             module._host = None
             self._checkpoint_to_load = None
             self._loaded_checkpoint = None
+
+    def _read_checkpoint(self, path: str, module: LightningModule) -> dict[str, Any]:
+        if isinstance(self.strategy, SupportsSharding):
+            return self.strategy.load_checkpoint(path, module)
+        if os.path.isdir(path):
+            raise CheckpointError(
+                f"{path!r} is a directory: a sharded checkpoint, which only a strategy that shards "
+                "(strategy='fsdp') reads; resume it with that strategy, or save with "
+                "FSDPStrategy(state_dict_type='full') for a single file"
+            )
+        return load_checkpoint_file(path)
 
     def _prepare_data(self, module: LightningModule, datamodule: LightningDataModule | None) -> None:
         # One process per node (or one in all, without prepare_data_per_node) prepares the data
