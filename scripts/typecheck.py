@@ -19,7 +19,7 @@ def main() -> int:
         if any((package / "tests").glob("*.py")):
             paths.append(str(package / "tests"))
         targets.append(paths)
-    targets.append([str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "examples"), str(ROOT / "benchmarks")])
+    targets.append([str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "examples"), str(ROOT / "benchmarks"), str(ROOT / "scripts")])
     failed = 0
     for paths in targets:
         existing = [p for p in paths if Path(p).is_file() or any(Path(p).rglob("*.py"))]
