@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy
 import pytest
 import torch
 from fulmen_core import MisconfigurationException
-from sklearn.datasets import load_digits  # type: ignore[import-untyped]  # scikit-learn ships no stubs
+from sklearn.datasets import load_digits
 from torch.utils.data import DataLoader, TensorDataset
 
 import fulmen as L
@@ -134,7 +135,7 @@ def test_plot_marks_the_suggestion() -> None:
     assert isinstance(figure, Figure)
     lines = figure.axes[0].get_lines()
     assert len(lines) == 2 and lines[1].get_color() == "red"
-    assert list(lines[1].get_xdata()) == [result.suggestion()]
+    assert numpy.asarray(lines[1].get_xdata()).tolist() == [result.suggestion()]
 
 
 @pytest.mark.parametrize(("mode", "margin"), [("power", 0.05), ("binsearch", 0.05), ("binsearch", 0.0)])

@@ -14,7 +14,7 @@ from typing import Any
 import lightning.pytorch as L  # type: ignore[import-not-found]  # only in the parity environment
 import torch
 from lightning.pytorch.tuner import Tuner  # type: ignore[import-not-found]  # only in the parity environment
-from sklearn.datasets import load_digits  # type: ignore[import-untyped]  # scikit-learn ships no stubs
+from sklearn.datasets import load_digits
 from torch.utils.data import DataLoader, TensorDataset
 
 OUT = Path(__file__).resolve().parent.parent / "fixtures" / "lightning" / "tuner.json"
@@ -44,9 +44,13 @@ def main() -> None:
         def train_dataloader(self) -> DataLoader[Any]:
             return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, shuffle=True)
 
-    flags = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    flags: dict[str, Any] = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     record: dict[str, Any] = {}
-    for name, kwargs in {"default": {"num_training": 60}, "linear": {"num_training": 40, "mode": "linear", "max_lr": 3.0}}.items():
+    scenarios: dict[str, dict[str, Any]] = {
+        "default": {"num_training": 60},
+        "linear": {"num_training": 40, "mode": "linear", "max_lr": 3.0},
+    }
+    for name, kwargs in scenarios.items():
         L.seed_everything(7)
         model = Digits()
         result = Tuner(L.Trainer(max_epochs=3, **flags)).lr_find(model, **kwargs)

@@ -29,7 +29,8 @@ class Sized(LightningModule):
         self.batch_sizes.append(x.shape[0])
         if x.shape[0] > self.hparams.limit:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return self.layer(x).pow(2).mean()
+        out: torch.Tensor = self.layer(x)
+        return out.pow(2).mean()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.01)

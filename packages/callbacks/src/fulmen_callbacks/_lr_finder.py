@@ -41,7 +41,7 @@ def scheduled_lr(mode: str, min_lr: float, max_lr: float, num_training: int, ste
     fraction = (step + 1) / num_training
     if mode == "linear":
         return min_lr + fraction * (max_lr - min_lr)
-    return min_lr * (max_lr / min_lr) ** fraction
+    return float(min_lr * (max_lr / min_lr) ** fraction)  # float ** float is typed Any
 
 
 class LRFinderResult:
