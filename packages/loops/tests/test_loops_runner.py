@@ -132,3 +132,26 @@ def test_enable_graph_keeps_the_autograd_graph() -> None:
     store.log("detached", weight * 2, enable_graph=False, **options)
     _, _, callback = store.metrics(on_step=True)
     assert callback["kept"].requires_grad and not callback["detached"].requires_grad
+
+
+def test_run_trial_restores_the_runner() -> None:
+    """run_trial trains with its own callbacks and settings from step 0, then the Runner's settings,
+    callbacks, loggers, progress and stop flag are as before."""
+    steps: list[int] = []
+
+    class Count(Callback):
+        def on_train_batch_end(self, trainer: Any, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+            steps.append(trainer.global_step)
+            trainer.should_stop = trainer.global_step == 2
+
+    class Trial(Callback):
+        def on_fit_start(self, trainer: Any, pl_module: LightningModule) -> None:
+            trainer.run_trial([Count()], max_steps=5, num_sanity_val_steps=0)
+
+    user = Trial()
+    runner = Runner(callbacks=[user], settings=LoopSettings(max_epochs=1))
+    settings = runner.settings
+    runner.fit(Tiny(), data(8))
+    assert steps == [1, 2]  # the trial counted from zero and honoured its stop request
+    assert runner.settings is settings and runner.callbacks == [user]
+    assert runner.global_step == 4 and runner.current_epoch == 1 and not runner.should_stop

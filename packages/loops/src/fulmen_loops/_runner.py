@@ -643,6 +643,14 @@ class Runner:
             save_checkpoint_file(checkpoint, filepath)
         self.strategy.barrier("save_checkpoint")
 
+    def run_trial(self, callbacks: Sequence[Callback], **settings: Any) -> None:
+        """Train once more from inside a fit with only ``callbacks``, no loggers, progress from zero
+        and ``settings`` (``LoopSettings`` fields) overridden; afterwards the Runner's settings,
+        callbacks, loggers, progress, stop flag and stage are as before (what tuners need)."""
+        from fulmen_loops._trial import run_trial
+
+        run_trial(self, callbacks, **settings)
+
     def restore_training_state(self) -> None:
         """Optimizers, schedulers and loop progress from the checkpoint fit was given, if any."""
         if self._loaded_checkpoint is not None and self.state.fn == "fit":

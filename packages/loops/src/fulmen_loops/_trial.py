@@ -1,0 +1,78 @@
+"""``run_trial``: a short nested training run, for tuners, that leaves the Runner as it found it.
+
+The learning-rate and batch-size finders train a few steps from inside a fit (at ``on_fit_start``)
+with their own callbacks and limits. Everything such a run changes on the Runner (settings,
+callbacks, loggers, progress counters, the stop flag, the stage, metrics, cached dataloaders) is
+put back afterwards, even when the run raised (an out-of-memory error is how a batch-size trial
+fails), so the enclosing fit goes on as if no trial had run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from fulmen_core import Callback
+
+from fulmen_loops._callbacks import CallbackList
+from fulmen_loops._fit import FitLoop
+
+if TYPE_CHECKING:
+    from fulmen_loops._runner import Runner
+
+# The FitLoop's own position and data cache; a trial starts at epoch 0, batch 0, with fresh loaders.
+_FIT_LOOP_FIELDS = ("loaders", "_loaded_epoch", "batch_idx", "total_batch_idx", "_iterator", "_in_epoch",
+                    "_epoch_start_rng", "_resume")  # fmt: skip
+_RUNNER_FIELDS = ("settings", "callbacks", "callback_list", "_loggers", "_current_epoch", "_global_step",
+                  "batches_that_stepped", "is_last_batch", "should_stop", "epoch_end_reached",
+                  "num_training_batches", "val_check_batch", "num_val_batches", "_accumulate_grad_batches",
+                  "_loaded_checkpoint", "_results", "_callback_metrics", "_logged_metrics",
+                  "_progress_bar_metrics")  # fmt: skip
+
+
+def run_trial(runner: Runner, callbacks: Sequence[Callback], **settings: Any) -> None:
+    """Run ``runner.fit_loop`` once with only ``callbacks``, no loggers, progress from zero and
+    ``settings`` (``LoopSettings`` fields) replacing the current ones; then restore the Runner."""
+    saved = {name: getattr(runner, name) for name in _RUNNER_FIELDS}
+    state = attrs.evolve(runner.state)
+    loop = runner.fit_loop
+    saved_loop = {name: getattr(loop, name) for name in _FIT_LOOP_FIELDS} if isinstance(loop, FitLoop) else {}
+    try:
+        runner.settings = attrs.evolve(runner.settings, **settings)
+        runner.callbacks = list(callbacks)
+        runner.callback_list = CallbackList(runner.callbacks)
+        runner._loggers = []
+        runner._current_epoch = 0
+        runner._global_step = 0
+        runner.batches_that_stepped = 0
+        runner.should_stop = False
+        runner.epoch_end_reached = False
+        runner._accumulate_grad_batches = runner.settings.accumulate_grad_batches
+        # A checkpoint being resumed belongs to the real run, not to the trial.
+        runner._loaded_checkpoint = None
+        runner.reset_metrics()
+        if isinstance(loop, FitLoop):
+            _fresh_data(loop)
+        loop.run()
+    finally:
+        for name, value in saved.items():
+            setattr(runner, name, value)
+        runner.state = state
+        if isinstance(loop, FitLoop):
+            for name, value in saved_loop.items():
+                setattr(loop, name, value)
+            # The trial may have changed what the dataloader hooks return (the batch size): the
+            # run asks for its dataloaders again when it next sets its data up.
+            loop.loaders = None
+            loop.val_loop.loaders = None
+
+
+def _fresh_data(loop: FitLoop) -> None:
+    loop.loaders = None
+    loop._iterator = None
+    loop._resume = None
+    loop._in_epoch = False
+    loop.batch_idx = 0
+    loop.total_batch_idx = 0
+    loop.val_loop.loaders = None
