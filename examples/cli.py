@@ -103,7 +103,8 @@ class DigitsClassifier(L.LightningModule):
         self.log("test_acc", accuracy)
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self(batch[0]).argmax(dim=1)
+        predicted: torch.Tensor = self(batch[0]).argmax(dim=1)
+        return predicted
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr)

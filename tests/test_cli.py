@@ -13,12 +13,20 @@ import torch
 import yaml
 from cli_models import NoOptimizerModel, TinyData, TinyModel, WiderModel
 from fulmen_callbacks import EarlyStopping
-from fulmen_core import MisconfigurationException
+from fulmen_core import LightningModule, MisconfigurationException
 from fulmen_loggers import CSVLogger
 
 from fulmen.cli import LightningCLI, ReduceLROnPlateau
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def first_layer(model: LightningModule) -> torch.nn.Linear:
+    """The first Linear of a cli_models module (its width is the ``hidden`` argument)."""
+    assert isinstance(model, TinyModel)
+    layer = model.net[0]
+    assert isinstance(layer, torch.nn.Linear)
+    return layer
 
 
 def quiet(root: Path, *extra: str) -> list[str]:
@@ -38,7 +46,7 @@ def quiet(root: Path, *extra: str) -> list[str]:
 def test_fit_trains_the_model_with_command_line_arguments(tmp_path: Path) -> None:
     """fit builds model, datamodule and Trainer from --model.*/--data.*/--trainer.* and trains."""
     cli = LightningCLI(TinyModel, TinyData, args=["fit", "--model.hidden=7", "--data.batch_size=4", *quiet(tmp_path)])
-    assert isinstance(cli.model, TinyModel) and cli.model.net[0].out_features == 7
+    assert isinstance(cli.model, TinyModel) and first_layer(cli.model).out_features == 7
     assert isinstance(cli.datamodule, TinyData) and cli.datamodule.batch_size == 4
     assert cli.trainer.max_epochs == 1 and cli.trainer.state.fn == "fit"
     assert cli.trainer.global_step == 2
@@ -60,8 +68,8 @@ def test_ckpt_path_is_passed_and_the_checkpoints_hyperparameters_are_used(tmp_pa
     assert os.path.isfile(checkpoint)
     test = LightningCLI(TinyModel, TinyData, args=["test", f"--ckpt_path={checkpoint}", *quiet(tmp_path)])
     assert test.trainer.ckpt_path == checkpoint
-    assert test.model.net[0].out_features == 5
-    assert torch.equal(test.model.net[0].weight, fit.model.net[0].weight)
+    assert first_layer(test.model).out_features == 5
+    assert torch.equal(first_layer(test.model).weight, first_layer(fit.model).weight)
 
 
 def test_config_file_and_command_line_precedence(tmp_path: Path) -> None:
@@ -69,10 +77,10 @@ def test_config_file_and_command_line_precedence(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"model": {"hidden": 3, "lr": 0.5}, "trainer": {"max_epochs": 2}}))
     after = LightningCLI(TinyModel, TinyData, run=False, args=["--config", str(config), "--model.hidden=6"])
-    assert after.model.net[0].out_features == 6 and after.model.hparams.lr == 0.5
+    assert first_layer(after.model).out_features == 6 and after.model.hparams.lr == 0.5
     assert after.trainer.max_epochs == 2
     before = LightningCLI(TinyModel, TinyData, run=False, args=["--model.hidden=6", "--config", str(config)])
-    assert before.model.net[0].out_features == 3
+    assert first_layer(before.model).out_features == 3
 
 
 def test_several_config_files_apply_in_order(tmp_path: Path) -> None:
@@ -81,7 +89,7 @@ def test_several_config_files_apply_in_order(tmp_path: Path) -> None:
     first.write_text("model:\n  hidden: 3\n  lr: 0.5\n")
     second.write_text("model:\n  hidden: 9\n")
     cli = LightningCLI(TinyModel, TinyData, run=False, args=["--config", str(first), "--config", str(second)])
-    assert cli.model.net[0].out_features == 9 and cli.model.hparams.lr == 0.5
+    assert first_layer(cli.model).out_features == 9 and cli.model.hparams.lr == 0.5
 
 
 def test_print_config_prints_yaml_that_round_trips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,7 +105,7 @@ def test_print_config_prints_yaml_that_round_trips(tmp_path: Path, capsys: pytes
     config = tmp_path / "config.yaml"
     config.write_text(printed)
     cli = LightningCLI(TinyModel, TinyData, args=["fit", "--config", str(config), *quiet(tmp_path)])
-    assert cli.model.net[0].out_features == 9 and cli.trainer.global_step == 2
+    assert first_layer(cli.model).out_features == 9 and cli.trainer.global_step == 2
 
 
 def test_subclass_mode_model_selects_a_subclass_by_class_path(tmp_path: Path) -> None:
@@ -105,7 +113,7 @@ def test_subclass_mode_model_selects_a_subclass_by_class_path(tmp_path: Path) ->
     cli = LightningCLI(
         TinyModel, TinyData, subclass_mode_model=True, run=False, args=["--model=cli_models.WiderModel", "--model.width=3"]
     )
-    assert type(cli.model) is WiderModel and cli.model.net[0].out_features == 3
+    assert type(cli.model) is WiderModel and first_layer(cli.model).out_features == 3
 
 
 def test_without_model_class_any_module_is_chosen_by_name(tmp_path: Path) -> None:
@@ -195,7 +203,7 @@ def test_run_false_instantiates_without_running(tmp_path: Path) -> None:
     """run=False builds model, datamodule and Trainer from arguments without a subcommand, runs nothing."""
     cli = LightningCLI(TinyModel, TinyData, run=False, args=["--trainer.max_epochs=3", "--model.hidden=2"])
     assert cli.subcommand is None and cli.trainer.max_epochs == 3 and cli.trainer.global_step == 0
-    assert cli.model.net[0].out_features == 2 and "subcommand" not in cli.config
+    assert first_layer(cli.model).out_features == 2 and "subcommand" not in cli.config
     assert not any(tmp_path.iterdir())
 
 
@@ -204,7 +212,7 @@ def test_seed_everything_seeds_and_is_recorded(tmp_path: Path) -> None:
     first = LightningCLI(TinyModel, TinyData, run=False, args=["--seed_everything=123"])
     assert torch.initial_seed() == 123 and first.config.seed_everything == 123
     second = LightningCLI(TinyModel, TinyData, run=False, args=["--seed_everything=123"])
-    assert torch.equal(first.model.net[0].weight, second.model.net[0].weight)
+    assert torch.equal(first_layer(first.model).weight, first_layer(second.model).weight)
     torch.manual_seed(5)
     LightningCLI(TinyModel, TinyData, run=False, args=["--seed_everything=false"])
     assert torch.initial_seed() == 5

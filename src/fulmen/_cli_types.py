@@ -66,7 +66,8 @@ def _stand_in(protocol: type) -> type:
     def subclasses(cls: type) -> list[type]:
         # Consulted by jsonargparse to resolve short class names: the Protocol's explicit subclasses
         # (user classes listing it as a base) and the shipped implementations, which do not.
-        explicit = [c for c in protocol.__subclasses__() if not is_protocol(c)]
+        direct: list[type] = protocol.__subclasses__()
+        explicit = [c for c in direct if not is_protocol(c)]
         return list(dict.fromkeys(explicit + _shipped(protocol, members)))
 
     stand_in = abc.ABCMeta(

@@ -33,7 +33,10 @@ from fulmen._trainer import Trainer
 from fulmen._version import __version__
 
 try:
-    from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+    from jsonargparse import ArgumentParser, Namespace
+    # Exported at run time but left out of __all__ by newer versions (which also take
+    # action="config"); 4.27, the oldest supported, has only the class.
+    from jsonargparse import ActionConfigFile  # type: ignore[attr-defined]  # see above
 except ImportError as _missing:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         'fulmen.cli needs jsonargparse; install it with: pip install "fulmen[cli]"'
@@ -375,12 +378,9 @@ class LightningCLI:
     def instantiate_classes(self) -> None:
         """Build the datamodule, the module (with the CLI's optimizer, when given) and the Trainer."""
         parser = self._parser(self.subcommand)
-        branch = self.config[self.subcommand] if self.subcommand is not None else self.config
         # jsonargparse renamed instantiate_classes to instantiate in 4.49; use what this version has.
-        instantiate: Callable[[Namespace], Namespace] = getattr(parser, "instantiate", None) or parser.instantiate_classes
-        self.config_init: Namespace = instantiate(self.config) if self.subcommand is None else Namespace(
-            {self.subcommand: instantiate(branch)}
-        )
+        instantiate: Callable[[Namespace], Namespace] = getattr(self.parser, "instantiate", None) or self.parser.instantiate_classes
+        self.config_init: Namespace = instantiate(self.config)
         self.datamodule: LightningDataModule | None = self._get(self.config_init, "data")
         self.model: LightningModule = self._get(self.config_init, "model")
         self._configure_optimizers_from_config(parser)
@@ -390,9 +390,9 @@ class LightningCLI:
         """Build the Trainer from ``--trainer.*``, adding the callbacks of ``trainer_defaults``, of
         callback argument groups, and the SaveConfigCallback."""
         parser = self._parser(self.subcommand)
-        found = self._get(self.config_init, "trainer", Namespace())
-        settings: dict[str, Any] = {**found.as_dict(), **kwargs}
+        found: Namespace | None = self._get(self.config_init, "trainer")
         # as_dict turns nested Namespaces into dicts but keeps instantiated objects as they are.
+        settings: dict[str, Any] = {**(found.as_dict() if found is not None else {}), **kwargs}
         if "callbacks" in inspect.signature(self.trainer_class.__init__).parameters:
             given = settings.get("callbacks")
             callbacks: list[Any] = [] if given is None else list(given) if isinstance(given, list) else [given]
