@@ -21,6 +21,14 @@ from fulmen.cli import LightningCLI, ReduceLROnPlateau
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+@pytest.fixture(autouse=True)
+def _restore_seed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """seed_everything writes PL_GLOBAL_SEED/PL_SEED_WORKERS; start each test without them and put
+    back what other tests had afterwards."""
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+    monkeypatch.delenv("PL_SEED_WORKERS", raising=False)
+
+
 def first_layer(model: LightningModule) -> torch.nn.Linear:
     """The first Linear of a cli_models module (its width is the ``hidden`` argument)."""
     assert isinstance(model, TinyModel)
