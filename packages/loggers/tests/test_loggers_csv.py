@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import warnings
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,19 @@ def test_csv_reused_log_dir_replaces_old_metrics_with_a_warning(tmp_path: Path) 
         logger.log_metrics({"fresh": 2.0}, step=0)
     logger.finalize("success")
     assert _rows(old / "metrics.csv") == [{"fresh": "2.0", "step": "0"}]
+
+
+def test_csv_version_folder_with_other_files_is_used_without_a_warning(tmp_path: Path) -> None:
+    """A version folder holding only other files (a CLI's config.yaml) is logged into silently."""
+    run = tmp_path / "lightning_logs" / "version_0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("seed_everything: 0\n")
+    logger = CSVLogger(tmp_path, version=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        logger.log_metrics({"a": 1.0}, step=0)
+    logger.finalize("success")
+    assert (run / "config.yaml").is_file() and _rows(run / "metrics.csv") == [{"a": "1.0", "step": "0"}]
 
 
 def test_csv_hparams_accepts_namespace_and_attribute_dict(tmp_path: Path) -> None:

@@ -69,6 +69,26 @@ def test_runner_fits_with_core_and_loops_only() -> None:
     assert {"loss", "loss_step", "loss_epoch"} <= set(runner.callback_metrics)
 
 
+def test_configure_optimizers_set_on_the_instance_is_used() -> None:
+    """A configure_optimizers assigned on the instance (as fulmen.cli does) satisfies fit and is called."""
+
+    class NoOptimizer(LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.layer(x), y)
+
+    module = NoOptimizer()
+    chosen = torch.optim.Adam(module.parameters(), lr=0.01)
+    module.configure_optimizers = lambda: chosen  # type: ignore[method-assign]  # the behaviour under test
+    runner = Runner(settings=LoopSettings(max_epochs=1))
+    runner.fit(module, data())
+    assert runner.optimizers == [chosen] and runner.global_step == 3
+
+
 def test_a_custom_loop_replaces_the_fit_loop() -> None:
     """Assigning an object with run() to fit_loop changes how fit runs (Loop Protocol)."""
 

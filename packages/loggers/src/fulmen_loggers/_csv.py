@@ -40,14 +40,15 @@ class ExperimentWriter:
         self.metrics_keys: list[str] = []
         self.hparams: dict[str, Any] = {}
         self.metrics_file_path = os.path.join(log_dir, self.NAME_METRICS_FILE)
-        if os.path.isdir(log_dir) and os.listdir(log_dir):
+        # Only an earlier metrics.csv is lost; other files (a CLI's config.yaml saved just before the
+        # first metrics) are no reason to warn.
+        if os.path.isfile(self.metrics_file_path):
             warnings.warn(
                 f"Experiment logs directory {log_dir} exists and is not empty. Its metrics.csv is being "
                 "replaced by this run's; pass a new version (or leave version=None) to keep it.",
                 stacklevel=4,
             )
-            if os.path.isfile(self.metrics_file_path):
-                os.remove(self.metrics_file_path)
+            os.remove(self.metrics_file_path)
         make_dirs(log_dir, "CSVLogger")
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:

@@ -729,7 +729,8 @@ class Runner:
                 f"{type(module).__qualname__} has no training_step(self, batch, batch_idx); fit "
                 "needs it to compute the loss"
             )
-        if not overrides(module, LightningModule, "configure_optimizers"):
+        # An instance attribute counts too: fulmen.cli sets one from --optimizer.
+        if not overrides(module, LightningModule, "configure_optimizers") and "configure_optimizers" not in vars(module):
             raise MisconfigurationException(
                 f"{type(module).__qualname__} has no configure_optimizers(self); fit needs it to "
                 "know how to update the weights (return e.g. torch.optim.Adam(self.parameters()))"
