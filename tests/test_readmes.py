@@ -1,5 +1,6 @@
 """Every README's Python examples run as written: each README's ```python blocks, in order, as one
-script in a fresh process and an empty working directory (a README is read top to bottom)."""
+script in a fresh process and an empty working directory (a README is read top to bottom). Fragments
+that need the reader's own code are fenced as ```py and not run."""
 
 from __future__ import annotations
 
