@@ -234,6 +234,34 @@ def test_validate_with_ckpt_path_uses_the_saved_weights(tmp_path: Path) -> None:
     assert quiet_trainer().validate(fresh, ckpt_path=path)[0]["val_loss"] == pytest.approx(expected)
 
 
+def test_callbacks_resume_their_state_only_when_fitting(tmp_path: Path) -> None:
+    """As in Lightning, validate(ckpt_path=...) restores the module but not callback states; fit does."""
+
+    class Counter(L.Callback):
+        def __init__(self) -> None:
+            self.loaded: list[tuple[str, Any]] = []
+
+        def state_dict(self) -> dict[str, Any]:
+            return {"count": 7}
+
+        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+            self.loaded.append(("load_state_dict", state_dict["count"]))
+
+        def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+            self.loaded.append(("on_load_checkpoint", trainer.state.fn))
+
+    trainer = quiet_trainer(max_epochs=1, callbacks=[Counter()])
+    trainer.fit(Net())
+    path = tmp_path / "net.ckpt"
+    trainer.save_checkpoint(path)
+    evaluating = Counter()
+    quiet_trainer(callbacks=[evaluating]).validate(Net(), ckpt_path=path)
+    assert evaluating.loaded == []
+    fitting = Counter()
+    quiet_trainer(max_epochs=2, callbacks=[fitting]).fit(Net(), ckpt_path=path)
+    assert fitting.loaded == [("on_load_checkpoint", "fit"), ("load_state_dict", 7)]
+
+
 def test_process_killed_mid_epoch_resumes_from_last_ckpt_to_identical_weights(tmp_path: Path) -> None:
     """A process killed with os._exit mid-epoch and resumed in a new process from ckpt_path='last'
     (ModelCheckpoint save_last, every step) ends with the weights of an uninterrupted run, to 1e-6."""

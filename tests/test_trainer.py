@@ -453,3 +453,20 @@ def test_validate_prints_lightnings_results_table(capsys: pytest.CaptureFixture[
     assert lines[3].startswith("        val_loss      ")
     t.validate(model, loader(seed=1), verbose=False)
     assert capsys.readouterr().out == ""
+
+
+def test_missing_max_epochs_is_warned_when_fit_starts_not_before() -> None:
+    """As in Lightning, the 1000-epoch default is announced by fit, not by building the Trainer or validating."""
+    import warnings
+
+    class StopsAtOnce(Regressor):
+        def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+            self.trainer.should_stop = True
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        built = trainer(accelerator="cpu")
+        built.validate(Regressor(), loader(), verbose=False)
+    with pytest.warns(UserWarning, match="max_epochs was not set; training runs for 1000 epochs"):
+        built.fit(StopsAtOnce(), loader())
+    assert built.current_epoch == 1

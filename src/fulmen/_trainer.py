@@ -12,10 +12,19 @@ import difflib
 import os
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
-from fulmen_core import Accelerator, Callback, Logger, MisconfigurationException, Registry, Strategy
+from fulmen_core import (
+    Accelerator,
+    Callback,
+    LightningDataModule,
+    LightningModule,
+    Logger,
+    MisconfigurationException,
+    Registry,
+    Strategy,
+)
 from fulmen_loops import LoopSettings, Runner
 from typing_extensions import Never
 
@@ -306,12 +315,10 @@ class Trainer(Runner):
         )
         root_dir = os.fspath(default_root_dir) if default_root_dir is not None else os.getcwd()
         loggers = _resolve_loggers(logger, barebones or bool(settings.fast_dev_run_batches), root_dir)
-        if max_epochs is None and max_steps == -1 and max_time is None and not settings.fast_dev_run_batches:
-            warnings.warn(
-                "max_epochs was not set; training runs for 1000 epochs. Set max_epochs=-1 to train "
-                "without an epoch limit",
-                stacklevel=2,
-            )
+        # Warned when fit starts, as Lightning does (a Trainer built only to test says nothing).
+        self._no_epoch_limit = (
+            max_epochs is None and max_steps == -1 and max_time is None and not settings.fast_dev_run_batches
+        )
         super().__init__(
             accelerator=resolved,
             callbacks=user_callbacks,
@@ -324,6 +331,23 @@ class Trainer(Runner):
             sync_batchnorm=sync_batchnorm,
         )
         self._device_indices = device_indices
+
+    def fit(
+        self,
+        model: LightningModule,
+        train_dataloaders: Any = None,
+        val_dataloaders: Any = None,
+        datamodule: LightningDataModule | None = None,
+        ckpt_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Train ``model``, validating as configured (see ``Runner.fit``)."""
+        if self._no_epoch_limit:
+            warnings.warn(
+                "max_epochs was not set; training runs for 1000 epochs. Set max_epochs=-1 to train "
+                "without an epoch limit",
+                stacklevel=2,
+            )
+        super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path)
 
     @property
     def device_ids(self) -> list[int]:

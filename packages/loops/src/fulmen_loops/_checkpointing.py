@@ -140,7 +140,8 @@ def dump_checkpoint(runner: Runner, weights_only: bool) -> dict[str, Any]:
 
 
 def restore_model(runner: Runner, checkpoint: dict[str, Any], path: str, strict: bool = True) -> None:
-    """Module weights, datamodule and callback states, with the load hooks in Lightning's order."""
+    """Module weights, datamodule and (when fitting) callback states, with the load hooks in
+    Lightning's order."""
     module = runner.lightning_module
     runner.set_hook("on_load_checkpoint")
     module.on_load_checkpoint(checkpoint)
@@ -148,6 +149,8 @@ def restore_model(runner: Runner, checkpoint: dict[str, Any], path: str, strict:
     dm = runner.datamodule
     if dm is not None and type(dm).__qualname__ in checkpoint:
         dm.load_state_dict(checkpoint[type(dm).__qualname__])
+    if runner.state.fn != "fit":
+        return  # as in Lightning, callbacks resume their state only when training resumes
     runner.callback_list.on_load_checkpoint(runner, module, checkpoint)
     states = checkpoint.get("callbacks", {})
     for callback in runner.callbacks:
