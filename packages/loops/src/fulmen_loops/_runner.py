@@ -94,7 +94,7 @@ class Runner:
         self.root_device = accelerator.get_device(0) if accelerator is not None else torch.device("cpu")
         self.callbacks: list[Callback] = list(callbacks)
         # None: the loops are built without any profiling (not with a profiler that does nothing).
-        self._profiler: Profiler | None = profiler
+        self._profiler: Profiler | None = None if isinstance(profiler, PassThroughProfiler) else profiler
         self._loggers: list[Logger] = list(loggers)
         self.default_root_dir = os.fspath(default_root_dir) if default_root_dir else os.getcwd()
         self.should_stop = False
@@ -129,7 +129,7 @@ class Runner:
         #: The checkpoint the last stage started from (Lightning's ``trainer.ckpt_path``).
         self.ckpt_path: str | None = None
         self._loaded_checkpoint: tuple[dict[str, Any], str] | None = None
-        self.callback_list = CallbackList(self.callbacks, profiler)
+        self.callback_list = CallbackList(self.callbacks, self._profiler)
         self.fit_loop: Loop[None] = FitLoop(self)
         self.validate_loop: Loop[EVALUATE_OUTPUT] = EvaluationLoop(self, "validate")
         self.test_loop: Loop[EVALUATE_OUTPUT] = EvaluationLoop(self, "test")
@@ -141,7 +141,7 @@ class Runner:
     def profiler(self) -> Profiler:
         """The profiler, or a :class:`PassThroughProfiler` when there is none (as in Lightning), so
         that ``with trainer.profiler.profile("my_action"):`` works in user code either way."""
-        return self._profiler if self._profiler is not None else PassThroughProfiler()
+        return self._profiler if self._profiler is not None else _NO_PROFILER
 
     @profiler.setter
     def profiler(self, profiler: Profiler | None) -> None:
@@ -988,6 +988,9 @@ class Runner:
 def _is_checkpointing(callback: object) -> bool:
     return bool(getattr(callback, "_fulmen_checkpoint", False))
 
+
+# What ``Runner.profiler`` returns without a profiler: one shared instance, since it holds no state.
+_NO_PROFILER = PassThroughProfiler()
 
 _FIRST_STAGE = {"fit": "train", "validate": "validate", "test": "test", "predict": "predict"}
 
