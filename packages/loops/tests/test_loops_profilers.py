@@ -343,3 +343,14 @@ def test_without_a_profiler_the_loop_holds_the_plain_bound_methods() -> None:
     assert isinstance(run.profiler, PassThroughProfiler)
     with run.profiler.profile("user action"):  # user code may profile with no profiler set
         pass
+
+
+def test_pass_through_profiler_means_no_profiling() -> None:
+    """A PassThroughProfiler given to the Runner (or assigned later) installs no profiled stand-ins."""
+    run = Runner(settings=LoopSettings(max_epochs=1), callbacks=[EpochEnd()], profiler=PassThroughProfiler())
+    assert run._profiler is None
+    assert not hasattr(run.callback_list._on_train_epoch_end[0], "__wrapped__")
+    run.profiler = SimpleProfiler()
+    assert hasattr(run.callback_list._on_train_epoch_end[0], "__wrapped__")
+    run.profiler = PassThroughProfiler()
+    assert run._profiler is None and not hasattr(run.callback_list._on_train_epoch_end[0], "__wrapped__")
