@@ -20,7 +20,7 @@ _T = TypeVar("_T")
 # The module's hooks a run may call. Each is profiled as "[LightningModule]Name.hook" when the
 # module's class overrides it: a default hook is a no-op the loops skip or that costs nothing.
 MODULE_HOOKS = (
-    "prepare_data", "setup", "configure_model", "configure_optimizers", "configure_callbacks",
+    "prepare_data", "setup", "configure_model", "configure_optimizers",
     "train_dataloader", "val_dataloader", "test_dataloader", "predict_dataloader",
     "on_fit_start", "on_fit_end", "on_train_start", "on_train_end",
     "on_train_epoch_start", "on_train_epoch_end", "on_train_batch_start", "on_train_batch_end",

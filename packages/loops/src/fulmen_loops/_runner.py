@@ -871,13 +871,14 @@ class Runner:
             self.root_device = self.accelerator.get_device(self.strategy.local_rank)
         self.state = RunState(fn=fn, stage=_FIRST_STAGE[fn], status="running")
         self.should_stop = False
+        self._attach(module, datamodule)
         profiler = self._profiler
         instrumentation: Instrumentation | None = None
         if profiler is not None:
+            # Installed here and removed in the `finally` below, so no profiled hook outlives the stage.
             profiler.setup(stage=fn, local_rank=self.local_rank if self.world_size > 1 else None, log_dir=self.log_dir)
             instrumentation = Instrumentation(profiler)
             instrumentation.wrap_module(module, type(self.strategy).__name__)
-        self._attach(module, datamodule)
         self.reset_metrics()
         cbs = self.callback_list
         try:
