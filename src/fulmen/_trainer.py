@@ -22,6 +22,7 @@ from fulmen_core import (
     LightningModule,
     Logger,
     MisconfigurationException,
+    Profiler,
     Registry,
     Strategy,
 )
@@ -225,7 +226,7 @@ class Trainer(Runner):
         benchmark: bool | None = None,
         inference_mode: bool = True,
         use_distributed_sampler: bool = True,
-        profiler: None = None,
+        profiler: str | Profiler | None = None,
         detect_anomaly: bool = False,
         barebones: bool = False,
         plugins: None = None,
@@ -239,8 +240,7 @@ class Trainer(Runner):
         resolved = _resolve_accelerator(accelerator)
         device_indices = _resolve_devices(devices, resolved)
         chosen_strategy = _resolve_strategy(strategy, resolved, device_indices, num_nodes)
-        if profiler is not None:
-            raise MisconfigurationException("profiler= is not available in this release; leave it None")
+        chosen_profiler = _resolve_profiler(profiler)
         if plugins is not None:
             raise MisconfigurationException("plugins= is not available in this release; leave it None")
         if barebones:
@@ -329,6 +329,7 @@ class Trainer(Runner):
             strategy=chosen_strategy,
             use_distributed_sampler=use_distributed_sampler,
             sync_batchnorm=sync_batchnorm,
+            profiler=chosen_profiler,
         )
         self._device_indices = device_indices
 
@@ -392,6 +393,28 @@ class Trainer(Runner):
         from fulmen_callbacks import TQDMProgressBar
 
         return next((c for c in self.callbacks if isinstance(c, TQDMProgressBar)), None)
+
+
+_PROFILERS = ("simple", "advanced", "pytorch")
+
+
+def _resolve_profiler(profiler: str | Profiler | None) -> Profiler | None:
+    """Lightning's profiler names as instances (default arguments); an instance is used as given."""
+    if not isinstance(profiler, str):
+        return profiler
+    from fulmen_loops import AdvancedProfiler, PyTorchProfiler, SimpleProfiler
+
+    name = profiler.lower()
+    if name == "simple":
+        return SimpleProfiler()
+    if name == "advanced":
+        return AdvancedProfiler()
+    if name == "pytorch":
+        return PyTorchProfiler()
+    raise MisconfigurationException(
+        f"profiler={profiler!r} is not a known profiler; use one of {list(_PROFILERS)}, a profiler "
+        "instance (e.g. fulmen.profilers.SimpleProfiler(dirpath=..., filename=...)), or None"
+    )
 
 
 def _reject_unknown(unknown: Mapping[str, object]) -> None:

@@ -17,6 +17,7 @@ from fulmen_core._logger import Logger
 from fulmen_core._loop import Loop, SupportsStateDict
 from fulmen_core._module import Module
 from fulmen_core._optimizer import LightningOptimizer
+from fulmen_core._profiler import Profiler
 from fulmen_core._registry import Registry
 from fulmen_core._seed import collect_rng_states, isolate_rng, restore_rng_states, seed_everything
 from fulmen_core._strategy import Strategy, SupportsSharding, reduce_boolean_decision
@@ -43,6 +44,7 @@ __all__ = [
     "Module",
     "ModuleHost",
     "OptimizerLRScheduler",
+    "Profiler",
     "Registry",
     "Strategy",
     "SupportsSharding",

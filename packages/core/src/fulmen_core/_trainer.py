@@ -8,6 +8,7 @@ import torch
 from torch.optim import Optimizer
 
 from fulmen_core._logger import Logger
+from fulmen_core._profiler import Profiler
 from fulmen_core._types import LRSchedulerConfig
 
 if TYPE_CHECKING:
@@ -80,6 +81,11 @@ class TrainerView(Protocol):
     def num_val_batches(self) -> list[int | float]: ...
     @property
     def fast_dev_run(self) -> int | bool: ...
+    @property
+    def profiler(self) -> Profiler:
+        """The run's profiler (one that records nothing when none was asked for), so that user code
+        can write ``with self.trainer.profiler.profile("my_action"):`` as in Lightning."""
+        ...
     def all_gather(self, tensor: torch.Tensor) -> torch.Tensor: ...
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-from fulmen_core import Callback, LightningModule
+from fulmen_core import Callback, LightningModule, Profiler
 
 from fulmen_loops._hooks import overrides
 
@@ -23,8 +23,15 @@ _MONITORING_MARK = "_fulmen_monitoring"
 _SINGLE = -1
 
 
-def _overriders(callbacks: Sequence[Callback], hook: str) -> tuple[Callable[..., None], ...]:
-    return tuple(getattr(c, hook) for c in callbacks if hasattr(type(c), hook) and overrides(c, Callback, hook))
+def _overriders(
+    callbacks: Sequence[Callback], hook: str, profiler: Profiler | None = None
+) -> tuple[Callable[..., None], ...]:
+    found = [c for c in callbacks if hasattr(type(c), hook) and overrides(c, Callback, hook)]
+    if profiler is None:
+        return tuple(getattr(c, hook) for c in found)
+    from fulmen_loops._profiling import profiled
+
+    return tuple(profiled(getattr(c, hook), f"[Callback]{type(c).__qualname__}.{hook}", profiler) for c in found)
 
 
 def is_monitoring(callback: object) -> bool:
@@ -34,51 +41,56 @@ def is_monitoring(callback: object) -> bool:
 
 class CallbackList(Callback):
     """A sequence of callbacks dispatched as one; ``CallbackList([a, b]).on_fit_start(...)`` calls
-    ``a.on_fit_start`` then ``b.on_fit_start``, skipping those that do not override it."""
+    ``a.on_fit_start`` then ``b.on_fit_start``, skipping those that do not override it.
 
-    def __init__(self, callbacks: Sequence[Callback] = ()) -> None:
+    With a ``profiler``, each hook call is recorded as ``[Callback]ClassName.hook``; the profiled
+    callables are made here, once, so a list without a profiler holds the plain bound methods.
+    """
+
+    def __init__(self, callbacks: Sequence[Callback] = (), profiler: Profiler | None = None) -> None:
         self._callbacks: tuple[Callback, ...] = tuple(callbacks)
         cbs = self._callbacks
-        self._setup = _overriders(cbs, "setup")
-        self._teardown = _overriders(cbs, "teardown")
-        self._on_fit_start = _overriders(cbs, "on_fit_start")
-        self._on_fit_end = _overriders(cbs, "on_fit_end")
-        self._on_sanity_check_start = _overriders(cbs, "on_sanity_check_start")
-        self._on_sanity_check_end = _overriders(cbs, "on_sanity_check_end")
-        self._on_train_batch_start = _overriders(cbs, "on_train_batch_start")
-        self._on_train_batch_end = _overriders(cbs, "on_train_batch_end")
-        self._on_train_epoch_start = _overriders(cbs, "on_train_epoch_start")
+        self.profiler = profiler
+        self._setup = _overriders(cbs, "setup", profiler)
+        self._teardown = _overriders(cbs, "teardown", profiler)
+        self._on_fit_start = _overriders(cbs, "on_fit_start", profiler)
+        self._on_fit_end = _overriders(cbs, "on_fit_end", profiler)
+        self._on_sanity_check_start = _overriders(cbs, "on_sanity_check_start", profiler)
+        self._on_sanity_check_end = _overriders(cbs, "on_sanity_check_end", profiler)
+        self._on_train_batch_start = _overriders(cbs, "on_train_batch_start", profiler)
+        self._on_train_batch_end = _overriders(cbs, "on_train_batch_end", profiler)
+        self._on_train_epoch_start = _overriders(cbs, "on_train_epoch_start", profiler)
         plain = [c for c in cbs if not is_monitoring(c)]
         monitoring = [c for c in cbs if is_monitoring(c)]
-        self._on_train_epoch_end = _overriders(plain, "on_train_epoch_end")
-        self._on_train_epoch_end_monitoring = _overriders(monitoring, "on_train_epoch_end")
-        self._on_validation_epoch_start = _overriders(cbs, "on_validation_epoch_start")
-        self._on_validation_epoch_end = _overriders(cbs, "on_validation_epoch_end")
-        self._on_test_epoch_start = _overriders(cbs, "on_test_epoch_start")
-        self._on_test_epoch_end = _overriders(cbs, "on_test_epoch_end")
-        self._on_predict_epoch_start = _overriders(cbs, "on_predict_epoch_start")
-        self._on_predict_epoch_end = _overriders(cbs, "on_predict_epoch_end")
-        self._on_validation_batch_start = _overriders(cbs, "on_validation_batch_start")
-        self._on_validation_batch_end = _overriders(cbs, "on_validation_batch_end")
-        self._on_test_batch_start = _overriders(cbs, "on_test_batch_start")
-        self._on_test_batch_end = _overriders(cbs, "on_test_batch_end")
-        self._on_predict_batch_start = _overriders(cbs, "on_predict_batch_start")
-        self._on_predict_batch_end = _overriders(cbs, "on_predict_batch_end")
-        self._on_train_start = _overriders(cbs, "on_train_start")
-        self._on_train_end = _overriders(cbs, "on_train_end")
-        self._on_validation_start = _overriders(cbs, "on_validation_start")
-        self._on_validation_end = _overriders(cbs, "on_validation_end")
-        self._on_test_start = _overriders(cbs, "on_test_start")
-        self._on_test_end = _overriders(cbs, "on_test_end")
-        self._on_predict_start = _overriders(cbs, "on_predict_start")
-        self._on_predict_end = _overriders(cbs, "on_predict_end")
-        self._on_exception = _overriders(cbs, "on_exception")
-        self._on_save_checkpoint = _overriders(cbs, "on_save_checkpoint")
-        self._on_load_checkpoint = _overriders(cbs, "on_load_checkpoint")
-        self._on_before_backward = _overriders(cbs, "on_before_backward")
-        self._on_after_backward = _overriders(cbs, "on_after_backward")
-        self._on_before_optimizer_step = _overriders(cbs, "on_before_optimizer_step")
-        self._on_before_zero_grad = _overriders(cbs, "on_before_zero_grad")
+        self._on_train_epoch_end = _overriders(plain, "on_train_epoch_end", profiler)
+        self._on_train_epoch_end_monitoring = _overriders(monitoring, "on_train_epoch_end", profiler)
+        self._on_validation_epoch_start = _overriders(cbs, "on_validation_epoch_start", profiler)
+        self._on_validation_epoch_end = _overriders(cbs, "on_validation_epoch_end", profiler)
+        self._on_test_epoch_start = _overriders(cbs, "on_test_epoch_start", profiler)
+        self._on_test_epoch_end = _overriders(cbs, "on_test_epoch_end", profiler)
+        self._on_predict_epoch_start = _overriders(cbs, "on_predict_epoch_start", profiler)
+        self._on_predict_epoch_end = _overriders(cbs, "on_predict_epoch_end", profiler)
+        self._on_validation_batch_start = _overriders(cbs, "on_validation_batch_start", profiler)
+        self._on_validation_batch_end = _overriders(cbs, "on_validation_batch_end", profiler)
+        self._on_test_batch_start = _overriders(cbs, "on_test_batch_start", profiler)
+        self._on_test_batch_end = _overriders(cbs, "on_test_batch_end", profiler)
+        self._on_predict_batch_start = _overriders(cbs, "on_predict_batch_start", profiler)
+        self._on_predict_batch_end = _overriders(cbs, "on_predict_batch_end", profiler)
+        self._on_train_start = _overriders(cbs, "on_train_start", profiler)
+        self._on_train_end = _overriders(cbs, "on_train_end", profiler)
+        self._on_validation_start = _overriders(cbs, "on_validation_start", profiler)
+        self._on_validation_end = _overriders(cbs, "on_validation_end", profiler)
+        self._on_test_start = _overriders(cbs, "on_test_start", profiler)
+        self._on_test_end = _overriders(cbs, "on_test_end", profiler)
+        self._on_predict_start = _overriders(cbs, "on_predict_start", profiler)
+        self._on_predict_end = _overriders(cbs, "on_predict_end", profiler)
+        self._on_exception = _overriders(cbs, "on_exception", profiler)
+        self._on_save_checkpoint = _overriders(cbs, "on_save_checkpoint", profiler)
+        self._on_load_checkpoint = _overriders(cbs, "on_load_checkpoint", profiler)
+        self._on_before_backward = _overriders(cbs, "on_before_backward", profiler)
+        self._on_after_backward = _overriders(cbs, "on_after_backward", profiler)
+        self._on_before_optimizer_step = _overriders(cbs, "on_before_optimizer_step", profiler)
+        self._on_before_zero_grad = _overriders(cbs, "on_before_zero_grad", profiler)
 
     def overrides(self, hook: str) -> bool:
         """Whether any callback in the list overrides ``hook`` (the loops skip hooks nobody wrote)."""

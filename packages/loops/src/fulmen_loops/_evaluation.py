@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -11,6 +11,7 @@ from fulmen_core import EVALUATE_OUTPUT, LightningModule, MisconfigurationExcept
 
 from fulmen_loops._data import length_of, limit_batches
 from fulmen_loops._hooks import overrides
+from fulmen_loops._profiling import ProfiledIterator
 from fulmen_loops._results import MetricStore
 
 if TYPE_CHECKING:
@@ -143,12 +144,20 @@ class EvaluationLoop:
             start_name, end_name = "on_validation_batch_start", "on_validation_batch_end"
 
         assert self.loaders is not None
+        profiler = runner._profiler
+        fetch_action = "[_EvaluationLoop].test_next" if test else "[_EvaluationLoop].val_next"
+
+        def batches(loader: Iterable[Any]) -> Iterator[Any]:
+            if profiler is None:
+                return iter(loader)
+            return ProfiledIterator(iter(loader), fetch_action, profiler)
+
         # Lightning creates the first loader's iterator before any hook (it draws from the global
         # RNG); doing the same keeps seeded runs identical.
         iterators: dict[int, Any] = {}
         for index, limit in enumerate(budget):
             if limit != 0:
-                iterators[index] = iter(self.loaders[index])
+                iterators[index] = batches(self.loaders[index])
                 break
         modes = capture_modes(module)
         set_hook("on_validation_model_eval" if not test else "on_test_model_eval")
@@ -163,7 +172,7 @@ class EvaluationLoop:
             if limit == 0:
                 continue
             store_idx = dataloader_idx if several else None
-            iterator = iterators.pop(dataloader_idx, None) or iter(loader)
+            iterator = iterators.pop(dataloader_idx, None) or batches(loader)
             batch_idx = 0
             while limit == math.inf or batch_idx < limit:
                 try:

@@ -22,6 +22,7 @@ from fulmen_loops._data import length_of, limit_batches, without_shuffle
 from fulmen_loops._evaluation import EvaluationLoop
 from fulmen_loops._hooks import overrides
 from fulmen_loops._precision import ScalingOptimizer
+from fulmen_loops._profiling import Instrumentation, ProfiledIterator
 from fulmen_loops._results import MetricStore
 
 if TYPE_CHECKING:
@@ -122,10 +123,12 @@ class _Closure:
         self.step_fn = loop.training_step
         self.accumulate = runner.accumulate_grad_batches
         self.epoch = runner.current_epoch
+        # A profiler records zero_grad and backward through the module's hooks, so call them.
+        profiling = runner._profiler is not None
         self.zero_grad_hooks = cbs.overrides("on_before_zero_grad") or overridden(module, "on_before_zero_grad")
-        self.custom_zero_grad = overridden(module, "optimizer_zero_grad")
+        self.custom_zero_grad = overridden(module, "optimizer_zero_grad") or profiling
         self.backward_hooks = cbs.overrides("on_before_backward") or overridden(module, "on_before_backward")
-        self.custom_backward = overridden(module, "backward") or self.precision.scaler is not None
+        self.custom_backward = overridden(module, "backward") or self.precision.scaler is not None or profiling
         self.after_backward_hooks = cbs.overrides("on_after_backward") or overridden(module, "on_after_backward")
         self.pre_step_hooks = cbs.overrides("on_before_optimizer_step") or overridden(module, "on_before_optimizer_step")
         self.clipping = overridden(module, "configure_gradient_clipping") or bool(runner.settings.gradient_clip_val)
@@ -338,6 +341,21 @@ class FitLoop:
 
     def run(self) -> None:
         """Sanity-check validation, then train until done."""
+        profiler = self.runner._profiler
+        if profiler is None:
+            self._run()
+            return
+        # Profiled stand-ins for this fit only: epochs and batches are recorded as Lightning names them.
+        instrumentation = Instrumentation(profiler)
+        instrumentation.wrap(self, "_epoch", "run_training_epoch")
+        instrumentation.wrap(self, "_automatic_step", "run_training_batch")
+        instrumentation.wrap(self, "_manual_step", "run_training_batch")
+        try:
+            self._run()
+        finally:
+            instrumentation.remove()
+
+    def _run(self) -> None:
         runner = self.runner
         module = self.module
         cbs = runner.callback_list
@@ -615,6 +633,9 @@ class FitLoop:
         _set_sampler_epoch(loader, self.runner.current_epoch)
         if capture:
             self._epoch_start_rng = collect_rng_states()
+        profiler = self.runner._profiler
+        if profiler is not None:
+            return ProfiledIterator(iter(loader), "[_TrainingEpochLoop].train_dataloader_next", profiler)
         return iter(loader)
 
     def _automatic_step(

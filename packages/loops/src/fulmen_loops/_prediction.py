@@ -9,6 +9,7 @@ import torch
 
 from fulmen_loops._data import length_of, limit_batches
 from fulmen_loops._evaluation import capture_modes, restore_modes
+from fulmen_loops._profiling import ProfiledIterator
 from fulmen_loops._results import MetricStore
 
 if TYPE_CHECKING:
@@ -60,13 +61,16 @@ class PredictionLoop:
         module.on_predict_epoch_start()
         several = len(loaders) > 1
         keep = self.return_predictions
+        profiler = runner._profiler
         everything: list[list[Any]] = []
         for dataloader_idx, (loader, limit) in enumerate(zip(loaders, budget)):
             outputs: list[Any] = []
             everything.append(outputs)
             if limit == 0:
                 continue
-            iterator = iter(loader)
+            iterator: Any = iter(loader)
+            if profiler is not None:
+                iterator = ProfiledIterator(iterator, "[_PredictionLoop].predict_next", profiler)
             batch_idx = 0
             while limit == math.inf or batch_idx < limit:
                 try:

@@ -26,6 +26,7 @@ from fulmen_core import (
     Loop,
     LRSchedulerConfig,
     MisconfigurationException,
+    Profiler,
     Strategy,
     SupportsSharding,
     load_checkpoint_file,
@@ -43,6 +44,8 @@ from fulmen_loops._fit import FitLoop
 from fulmen_loops._hooks import overrides
 from fulmen_loops._precision import Precision
 from fulmen_loops._prediction import PredictionLoop
+from fulmen_loops._profilers import PassThroughProfiler
+from fulmen_loops._profiling import Instrumentation, profiled
 from fulmen_loops._results import MetricStore
 from fulmen_loops._settings import LoopSettings
 from fulmen_loops._strategy import SingleDeviceStrategy
@@ -62,8 +65,9 @@ class RunState:
 class Runner:
     """Runs the stages of a :class:`~fulmen_core.LightningModule`.
 
-    Compose it from an accelerator, callbacks, loggers, a precision and :class:`LoopSettings`;
-    then call :meth:`fit`, :meth:`validate`, :meth:`test` or :meth:`predict` as on Lightning's Trainer.
+    Compose it from an accelerator, callbacks, loggers, a precision, :class:`LoopSettings` and
+    optionally a profiler (any object with the ``Profiler`` Protocol's methods); then call
+    :meth:`fit`, :meth:`validate`, :meth:`test` or :meth:`predict` as on Lightning's Trainer.
     The stage loops (``fit_loop``, ``validate_loop``, ``test_loop``, ``predict_loop``) are plain
     attributes typed by the ``Loop`` Protocol: assign your own to change how a stage runs.
     """
@@ -80,6 +84,7 @@ class Runner:
         strategy: Strategy | None = None,
         use_distributed_sampler: bool = True,
         sync_batchnorm: bool = False,
+        profiler: Profiler | None = None,
     ) -> None:
         self.settings = settings if settings is not None else LoopSettings()
         self.accelerator = accelerator
@@ -89,6 +94,8 @@ class Runner:
         self.precision_plugin = Precision(precision, accelerator)
         self.root_device = accelerator.get_device(0) if accelerator is not None else torch.device("cpu")
         self.callbacks: list[Callback] = list(callbacks)
+        # None: the loops are built without any profiling (not with a profiler that does nothing).
+        self._profiler: Profiler | None = None if isinstance(profiler, PassThroughProfiler) else profiler
         self._loggers: list[Logger] = list(loggers)
         self.default_root_dir = os.fspath(default_root_dir) if default_root_dir else os.getcwd()
         self.should_stop = False
@@ -123,13 +130,24 @@ class Runner:
         #: The checkpoint the last stage started from (Lightning's ``trainer.ckpt_path``).
         self.ckpt_path: str | None = None
         self._loaded_checkpoint: tuple[dict[str, Any], str] | None = None
-        self.callback_list = CallbackList(self.callbacks)
+        self.callback_list = CallbackList(self.callbacks, self._profiler)
         self.fit_loop: Loop[None] = FitLoop(self)
         self.validate_loop: Loop[EVALUATE_OUTPUT] = EvaluationLoop(self, "validate")
         self.test_loop: Loop[EVALUATE_OUTPUT] = EvaluationLoop(self, "test")
         self.predict_loop: Loop[list[Any] | None] = PredictionLoop(self)
 
     # ------------------------------------------------------------------ TrainerView
+
+    @property
+    def profiler(self) -> Profiler:
+        """The profiler, or a :class:`PassThroughProfiler` when there is none (as in Lightning), so
+        that ``with trainer.profiler.profile("my_action"):`` works in user code either way."""
+        return self._profiler if self._profiler is not None else _NO_PROFILER
+
+    @profiler.setter
+    def profiler(self, profiler: Profiler | None) -> None:
+        self._profiler = None if profiler is None or isinstance(profiler, PassThroughProfiler) else profiler
+        self.callback_list = CallbackList(self.callbacks, self._profiler)
 
     @property
     def lightning_module(self) -> LightningModule:
@@ -601,6 +619,14 @@ class Runner:
 
         self._transfer = transfer
 
+    def _profile_transfer(self) -> None:
+        # The whole move as one action; the transfer hooks inside it, when overridden, are recorded
+        # on their own through the module's instrumentation.
+        profiler = self._profiler
+        if profiler is not None:
+            action = f"[Strategy]{type(self.strategy).__name__}.batch_to_device"
+            self._transfer = profiled(self._transfer, action, profiler)
+
     @contextlib.contextmanager
     def init_module(self, empty_init: bool | None = None) -> Iterator[None]:
         """Create modules inside this block directly on the run's device, in the dtype of a "-true"
@@ -844,7 +870,7 @@ class Runner:
         ordered += [c for c in self.callbacks if is_monitoring(c) and not _is_checkpointing(c)]
         ordered += [c for c in self.callbacks if _is_checkpointing(c)]
         self.callbacks = ordered
-        self.callback_list = CallbackList(self.callbacks)
+        self.callback_list = CallbackList(self.callbacks, self._profiler)
 
     def _run(
         self,
@@ -859,6 +885,13 @@ class Runner:
         self.state = RunState(fn=fn, stage=_FIRST_STAGE[fn], status="running")
         self.should_stop = False
         self._attach(module, datamodule)
+        profiler = self._profiler
+        instrumentation: Instrumentation | None = None
+        if profiler is not None:
+            # Installed here and removed in the `finally` below, so no profiled hook outlives the stage.
+            profiler.setup(stage=fn, local_rank=self.local_rank if self.world_size > 1 else None, log_dir=self.log_dir)
+            instrumentation = Instrumentation(profiler)
+            instrumentation.wrap_module(module, type(self.strategy).__name__)
         self.reset_metrics()
         cbs = self.callback_list
         try:
@@ -883,10 +916,14 @@ class Runner:
             if isinstance(self.strategy, SupportsSharding):
                 self.strategy.setup_module(module)  # before the optimizers see the parameters
             self._bind_transfer()
+            if profiler is not None:
+                self._profile_transfer()
             if fn == "fit":
                 self._setup_optimizers(module)
             result = body()
             self._teardown(fn, module, datamodule)
+            if profiler is not None:
+                profiler.describe()
             self.state.stage = None
             self.state.status = "finished"
             if self.is_global_zero:
@@ -906,6 +943,10 @@ class Runner:
             self.state.stage = None
             raise
         finally:
+            if instrumentation is not None:
+                instrumentation.remove()
+            if profiler is not None:
+                profiler.teardown(fn)
             self._results = None
             module._host = None
             self._checkpoint_to_load = None
@@ -974,6 +1015,9 @@ class Runner:
 def _is_checkpointing(callback: object) -> bool:
     return bool(getattr(callback, "_fulmen_checkpoint", False))
 
+
+# What ``Runner.profiler`` returns without a profiler: one shared instance, since it holds no state.
+_NO_PROFILER = PassThroughProfiler()
 
 _FIRST_STAGE = {"fit": "train", "validate": "validate", "test": "test", "predict": "predict"}
 
