@@ -16,20 +16,29 @@ import fulmen as L
 
 
 class DigitsDataModule(L.LightningDataModule):
-    """The 1797 digits, scaled to [0, 1], split 70/15/15 with a fixed generator."""
+    """The 1797 digits, scaled to [0, 1], split into train/val/test with a fixed generator.
 
-    def __init__(self, batch_size: int = 64) -> None:
+    Args:
+        batch_size: Training batch size.
+        val_fraction: Share of the images held out for validation (the same share again for test).
+        split_seed: Seed of the split, independent of --seed_everything.
+    """
+
+    def __init__(self, batch_size: int = 64, val_fraction: float = 0.15, split_seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.batch_size = batch_size
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
 
     def setup(self, stage: str) -> None:
         images, labels = load_digits(return_X_y=True)
         data = TensorDataset(
             torch.tensor(images, dtype=torch.float32) / 16.0, torch.tensor(labels, dtype=torch.long)
         )
+        train = 1.0 - 2 * self.val_fraction
         self.train_set, self.val_set, self.test_set = random_split(
-            data, [0.7, 0.15, 0.15], generator=torch.Generator().manual_seed(0)
+            data, [train, self.val_fraction, self.val_fraction], generator=torch.Generator().manual_seed(self.split_seed)
         )
 
     def train_dataloader(self) -> DataLoader[Any]:
@@ -41,15 +50,25 @@ class DigitsDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader[Any]:
         return DataLoader(self.test_set, batch_size=256)
 
+    def predict_dataloader(self) -> DataLoader[Any]:
+        return DataLoader(self.test_set, batch_size=256)
+
 
 class DigitsClassifier(L.LightningModule):
-    """A small MLP: 64 pixels -> 10 classes."""
+    """A small MLP: 64 pixels -> ``hidden`` -> 10 classes.
 
-    def __init__(self, hidden: int = 128, lr: float = 1e-3) -> None:
+    Args:
+        hidden: Width of the hidden layer.
+        lr: Adam's learning rate (used unless --optimizer is given).
+        dropout: Dropout probability after the hidden layer.
+    """
+
+    def __init__(self, hidden: int = 128, lr: float = 1e-3, dropout: float = 0.1) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.lr = lr
         self.net = torch.nn.Sequential(
-            torch.nn.Linear(64, hidden), torch.nn.ReLU(), torch.nn.Dropout(0.1), torch.nn.Linear(hidden, 10)
+            torch.nn.Linear(64, hidden), torch.nn.ReLU(), torch.nn.Dropout(dropout), torch.nn.Linear(hidden, 10)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,9 +78,7 @@ class DigitsClassifier(L.LightningModule):
     def _loss_and_accuracy(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
         logits = self(x)
-        loss = torch.nn.functional.cross_entropy(logits, y)
-        accuracy = (logits.argmax(dim=1) == y).float().mean()
-        return loss, accuracy
+        return torch.nn.functional.cross_entropy(logits, y), (logits.argmax(dim=1) == y).float().mean()
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, _ = self._loss_and_accuracy(batch)
@@ -74,11 +91,16 @@ class DigitsClassifier(L.LightningModule):
         self.log("val_acc", accuracy, prog_bar=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        _, accuracy = self._loss_and_accuracy(batch)
+        loss, accuracy = self._loss_and_accuracy(batch)
+        self.log("test_loss", loss)
         self.log("test_acc", accuracy)
 
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        predicted: torch.Tensor = self(batch[0]).argmax(dim=1)
+        return predicted
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
 
 
 class PrintProgress(L.Callback):
