@@ -470,3 +470,22 @@ def test_missing_max_epochs_is_warned_when_fit_starts_not_before() -> None:
     with pytest.warns(UserWarning, match="max_epochs was not set; training runs for 1000 epochs"):
         built.fit(StopsAtOnce(), loader())
     assert built.current_epoch == 1
+
+
+def test_each_stage_call_uses_the_dataloaders_it_was_given() -> None:
+    """As in Lightning, a second validate/test call runs the new dataloaders, not the first call's."""
+
+    class BatchSize(Regressor):
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            self.log("size", float(batch[0].shape[0]))
+
+        def test_step(self, batch: Any, batch_idx: int) -> None:
+            self.log("size", float(batch[0].shape[0]))
+
+    built = trainer(accelerator="cpu", max_epochs=1)
+    model = BatchSize()
+    for run in (built.validate, built.test):
+        assert run(model, loader(batch_size=2), verbose=False)[0]["size"] == 2.0
+        assert run(model, loader(batch_size=4), verbose=False)[0]["size"] == 4.0
+    built.fit(model, loader(batch_size=2), loader(batch_size=4))
+    assert built.validate(model, loader(batch_size=8), verbose=False)[0]["size"] == 8.0

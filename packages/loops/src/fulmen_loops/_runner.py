@@ -851,6 +851,17 @@ class Runner:
 
     # ------------------------------------------------------------------ the run around a stage
 
+    def _forget_dataloaders(self) -> None:
+        # Each stage asks for its dataloaders again (those given to this call, or the hooks'), as
+        # in Lightning: a second validate(dataloaders=...) must not run the first one's data.
+        fit_loop = self.fit_loop
+        if isinstance(fit_loop, FitLoop):
+            fit_loop.loaders = None
+            fit_loop.val_loop.loaders = None
+        for loop in (self.validate_loop, self.test_loop):
+            if isinstance(loop, EvaluationLoop):
+                loop.loaders = None
+
     def _attach(self, module: LightningModule, datamodule: LightningDataModule | None) -> None:
         self._module = module
         self.datamodule = datamodule
@@ -884,6 +895,7 @@ class Runner:
             self.root_device = self.accelerator.get_device(self.strategy.local_rank)
         self.state = RunState(fn=fn, stage=_FIRST_STAGE[fn], status="running")
         self.should_stop = False
+        self._forget_dataloaders()
         self._attach(module, datamodule)
         profiler = self._profiler
         instrumentation: Instrumentation | None = None
