@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib
 import numpy
@@ -170,6 +170,64 @@ def test_scale_batch_size_uses_the_datamodule() -> None:
     data = Data()
     found = Tuner(_trainer(max_epochs=1)).scale_batch_size(NoSize(), datamodule=data, mode="binsearch", margin=0.0)
     assert found == 40 and data.batch_size == 40
+
+
+class Evaluated(Digits):
+    """Digits whose evaluation dataloaders read ``self.batch_size`` and whose steps count batches."""
+
+    def __init__(self, oom_above: int) -> None:
+        super().__init__(oom_above=oom_above)
+        self.steps_run = 0
+
+    def _step(self, batch: Any) -> torch.Tensor:
+        inputs, targets = batch
+        self.steps_run += 1
+        if self.oom_above is not None and inputs.shape[0] > self.oom_above:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return torch.nn.functional.cross_entropy(self.net(inputs), targets)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("size", float(batch[0].shape[0]), reduce_fx="max")
+        self._step(batch)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("size", float(batch[0].shape[0]), reduce_fx="max")
+        self._step(batch)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch)
+
+    def _loader(self) -> DataLoader[Any]:
+        return DataLoader(TensorDataset(X, Y), batch_size=self.batch_size)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        return self._loader()
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        return self._loader()
+
+    def predict_dataloader(self) -> DataLoader[Any]:
+        return self._loader()
+
+
+@pytest.mark.parametrize("method", ["validate", "test", "predict"])
+def test_scale_batch_size_for_evaluation_methods(method: Literal["validate", "test", "predict"]) -> None:
+    """method='validate'|'test'|'predict' searches with steps_per_trial batches of that stage per size,
+    leaves the trainer's callbacks and the weights as they were, and the next run uses the size found."""
+    model = Evaluated(oom_above=40)
+    before = _weights(model)
+    trainer = _trainer()
+    callbacks = list(trainer.callbacks)
+    found = Tuner(trainer).scale_batch_size(model, method=method, mode="binsearch", margin=0.0, steps_per_trial=2)
+    assert found == 40 and model.batch_size == 40
+    # init 2, doubling to 64 (OOM at its first batch), then bisecting 32..64 down to 40: 2 batches per success.
+    assert model.steps_run <= 2 * 12
+    assert trainer.callbacks == callbacks
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    if method != "predict":
+        results = getattr(trainer, method)(model, verbose=False)
+        assert results[0]["size"] == 40.0
 
 
 def test_scale_batch_size_errors() -> None:

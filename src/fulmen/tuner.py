@@ -47,17 +47,25 @@ class Tuner:
         (see :class:`~fulmen.callbacks.BatchSizeFinder`), also written to ``batch_arg_name`` on the
         model, its hparams or the datamodule. ``None`` under ``fast_dev_run``."""
         _check_method(method, train_dataloaders, val_dataloaders, dataloaders)
-        if train_dataloaders is not None and not isinstance(train_dataloaders, LightningDataModule):
+        given = dataloaders if method != "fit" else train_dataloaders
+        if isinstance(given, LightningDataModule):
+            datamodule, given = given, None
+        if given is not None:
+            hook = "train_dataloader" if method == "fit" else f"{'val' if method == 'validate' else method}_dataloader"
             raise MisconfigurationException(
-                "scale_batch_size cannot resize dataloaders passed to it: define train_dataloader() on "
-                f"the model or a datamodule, reading self.{batch_arg_name}, and pass the datamodule instead"
+                f"scale_batch_size cannot resize dataloaders passed to it: define {hook}() on the model "
+                f"or a datamodule, reading self.{batch_arg_name}, and pass the datamodule instead"
             )
         if self._trainer.world_size > 1:
             raise MisconfigurationException("scale_batch_size does not support distributed runs")
         self._refuse_configured(BatchSizeFinder)
         finder = BatchSizeFinder(mode, steps_per_trial, init_val, max_trials, batch_arg_name, margin, max_val)
-        finder._early_exit = True
-        self._fit_with(finder, model, train_dataloaders, val_dataloaders, datamodule)
+        if method == "fit":
+            finder._early_exit = True
+            self._fit_with(finder, model, None, val_dataloaders, datamodule)
+        else:
+            # Each trial is a short validate/test/predict run of its own; nothing to end early.
+            finder.scale_batch_size(self._trainer, model, method=method, datamodule=datamodule)
         return finder.optimal_batch_size
 
     def lr_find(
@@ -134,12 +142,11 @@ class Tuner:
 def _check_method(method: str, train_dataloaders: Any, val_dataloaders: Any, dataloaders: Any) -> None:
     if method not in _METHODS:
         raise MisconfigurationException(f"method={method!r} is not one of {list(_METHODS)}")
-    if method != "fit":
-        # Searching the batch size of evaluation loops is not available yet.
-        raise MisconfigurationException(
-            f"method={method!r}: this release tunes the batch size for fit only; use method='fit'"
-        )
-    if dataloaders is not None:
+    if method == "fit" and dataloaders is not None:
         raise MisconfigurationException(
             "with method='fit' pass train_dataloaders= and val_dataloaders=, not dataloaders="
+        )
+    if method != "fit" and (train_dataloaders is not None or val_dataloaders is not None):
+        raise MisconfigurationException(
+            f"with method={method!r} pass dataloaders= (or a datamodule), not train_dataloaders=/val_dataloaders="
         )

@@ -23,11 +23,19 @@ from fulmen_callbacks._tuning import (
     TunerExitException,
     attribute_holders,
     get_attribute,
+    run_stage_trial,
     run_trial,
     set_attribute,
 )
 
 _MODES = ("power", "binsearch")
+# The setting that limits each trial to ``steps_per_trial`` batches, per method.
+_METHOD_LIMITS = {
+    "fit": "max_steps",
+    "validate": "limit_val_batches",
+    "test": "limit_test_batches",
+    "predict": "limit_predict_batches",
+}
 
 
 def is_oom_error(exception: BaseException) -> bool:
@@ -47,13 +55,32 @@ def _free_memory() -> None:
 
 
 class _BatchCount(Callback):
-    """Notes how many batches an epoch of the trial has (the trainer forgets it afterwards)."""
+    """Notes how many batches an epoch of the trial's dataloader has (the trainer forgets it
+    afterwards); the search stops growing once one batch holds the whole dataset."""
 
     def __init__(self) -> None:
-        self.num_training_batches: int | float = float("inf")
+        self.num_batches: int | float = float("inf")
 
     def on_train_start(self, trainer: Any, pl_module: LightningModule) -> None:
-        self.num_training_batches = trainer.num_training_batches
+        self.num_batches = trainer.num_training_batches
+
+    # Evaluation trials run a few batches only: count the (first) dataloader itself.
+    def on_validation_start(self, trainer: Any, pl_module: LightningModule) -> None:
+        self.num_batches = _length(trainer.val_dataloaders)
+
+    def on_test_start(self, trainer: Any, pl_module: LightningModule) -> None:
+        self.num_batches = _length(trainer.test_dataloaders)
+
+    def on_predict_start(self, trainer: Any, pl_module: LightningModule) -> None:
+        self.num_batches = _length(trainer.predict_dataloaders)
+
+
+def _length(loaders: Any) -> int | float:
+    first = loaders[0] if isinstance(loaders, list) and loaders else loaders
+    try:
+        return len(first)
+    except TypeError:  # an iterable without a length: assume the data is larger than a batch
+        return float("inf")
 
 
 class BatchSizeFinder(Callback):
@@ -114,8 +141,8 @@ class BatchSizeFinder(Callback):
             raise MisconfigurationException("the batch size finder does not support distributed runs")
         self._holders(pl_module)
 
-    def _holders(self, pl_module: LightningModule) -> list[Any]:
-        holders = attribute_holders(pl_module, self._batch_arg_name)
+    def _holders(self, pl_module: LightningModule, datamodule: Any = None) -> list[Any]:
+        holders = attribute_holders(pl_module, self._batch_arg_name, datamodule)
         if not holders:
             name = self._batch_arg_name
             raise MisconfigurationException(
@@ -128,14 +155,22 @@ class BatchSizeFinder(Callback):
     def on_fit_start(self, trainer: Any, pl_module: LightningModule) -> None:
         self.scale_batch_size(trainer, pl_module)
 
-    def scale_batch_size(self, trainer: Any, pl_module: LightningModule) -> None:
+    def scale_batch_size(
+        self, trainer: Any, pl_module: LightningModule, method: str = "fit", datamodule: Any = None
+    ) -> None:
         """Run the search now; afterwards the found size is in ``optimal_batch_size`` and in the
-        batch-size attribute, and model, optimizer and trainer are as before."""
+        batch-size attribute, and model, optimizer and trainer are as before.
+
+        ``method="fit"`` (from inside a fit, as ``on_fit_start`` does) trains ``steps_per_trial``
+        steps per size; ``"validate"``, ``"test"`` or ``"predict"`` (outside any stage: what
+        ``Tuner.scale_batch_size(method=...)`` does) runs that many batches of that stage."""
+        if method not in _METHOD_LIMITS:
+            raise MisconfigurationException(f"method={method!r} is not one of {list(_METHOD_LIMITS)}")
         if trainer.fast_dev_run:
             warnings.warn("Skipping batch size scaler since fast_dev_run is enabled.", UserWarning, stacklevel=2)
             self._exit()
             return
-        holders = self._holders(pl_module)
+        holders = self._holders(pl_module, datamodule)
         snapshot = Snapshot(trainer, pl_module)
         tried: dict[int, bool] = {}
         count = _BatchCount()
@@ -145,8 +180,11 @@ class BatchSizeFinder(Callback):
             _free_memory()
             steps = self._steps_per_trial
             try:
-                run_trial(trainer, [count], max_steps=steps, limit_train_batches=1.0, limit_val_batches=steps,
-                          num_sanity_val_steps=0)  # fmt: skip
+                if method == "fit":
+                    run_trial(trainer, [count], max_steps=steps, limit_train_batches=1.0,
+                              limit_val_batches=steps, num_sanity_val_steps=0)  # fmt: skip
+                else:
+                    run_stage_trial(trainer, method, pl_module, datamodule, [count], **{_METHOD_LIMITS[method]: steps})
             except BaseException as exception:
                 if not is_oom_error(exception):
                     raise
@@ -186,7 +224,7 @@ class BatchSizeFinder(Callback):
     def _next_up(self, count: _BatchCount, size: int) -> int:
         """Double ``size`` (capped at ``max_val``); ``size`` itself when one batch already holds the
         whole dataset or the cap is reached, which ends the search."""
-        if count.num_training_batches <= 1:
+        if count.num_batches <= 1:
             return size
         return min(size * 2, self._max_val)
 

@@ -22,29 +22,50 @@ class TrialRunner(Protocol):
 
     def run_trial(self, callbacks: Sequence[Callback], **settings: Any) -> None: ...
 
+    def run_stage_trial(
+        self,
+        fn: str,
+        model: LightningModule,
+        datamodule: Any,
+        callbacks: Sequence[Callback],
+        **settings: Any,
+    ) -> None: ...
+
+
+def _trial_runner(trainer: Any) -> TrialRunner:
+    if not (callable(getattr(trainer, "run_trial", None)) and callable(getattr(trainer, "run_stage_trial", None))):
+        raise TypeError(
+            f"{type(trainer).__qualname__} has no run_trial/run_stage_trial; the tuner callbacks "
+            "need a fulmen Trainer (or fulmen_loops.Runner)"
+        )
+    runner: TrialRunner = trainer
+    return runner
+
 
 def run_trial(trainer: Any, callbacks: Sequence[Callback], **settings: Any) -> None:
     """``trainer.run_trial(...)``, with an error naming what is missing for other trainers."""
-    if not callable(getattr(trainer, "run_trial", None)):
-        raise TypeError(
-            f"{type(trainer).__qualname__} has no run_trial(callbacks, **settings); the tuner "
-            "callbacks need a fulmen Trainer (or fulmen_loops.Runner)"
-        )
-    runner: TrialRunner = trainer
-    runner.run_trial(callbacks, **settings)
+    _trial_runner(trainer).run_trial(callbacks, **settings)
 
 
-def attribute_holders(module: LightningModule, name: str) -> list[Any]:
-    """Where ``name`` lives, in Lightning's order: the module, its hparams, the datamodule, the
-    datamodule's hparams."""
+def run_stage_trial(
+    trainer: Any, fn: str, model: LightningModule, datamodule: Any, callbacks: Sequence[Callback], **settings: Any
+) -> None:
+    """``trainer.run_stage_trial(...)``: one validate/test/predict run that leaves the trainer as it was."""
+    _trial_runner(trainer).run_stage_trial(fn, model, datamodule, callbacks, **settings)
+
+
+def attribute_holders(module: LightningModule, name: str, datamodule: Any = None) -> list[Any]:
+    """Where ``name`` lives, in Lightning's order: the module, its hparams, the datamodule (the one
+    given, else the trainer's), the datamodule's hparams."""
     holders: list[Any] = []
     if hasattr(module, name):
         holders.append(module)
     hparams = getattr(module, "hparams", None)
     if isinstance(hparams, Mapping) and name in hparams:
         holders.append(hparams)
-    trainer = getattr(module, "_trainer", None)
-    datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+    if datamodule is None:
+        trainer = getattr(module, "_trainer", None)
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
     if datamodule is not None:
         if hasattr(datamodule, name):
             holders.append(datamodule)

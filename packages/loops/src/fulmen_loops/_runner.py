@@ -123,6 +123,7 @@ class Runner:
         self.num_val_batches: list[int | float] = []
         self.num_test_batches: list[int | float] = []
         self.num_predict_batches: list[int | float] = []
+        self._stage_loaders: dict[str, list[Iterable[Any]]] = {}
         self.val_check_batch: int | float = math.inf
         # where dataloaders come from: explicit objects, else the datamodule's or module's hooks
         self._explicit_loaders: dict[str, Any] = {}
@@ -550,7 +551,34 @@ class Runner:
         if strategy.world_size > 1 and self.use_distributed_sampler:
             seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
             loaders = [distributed(loader, strategy.world_size, strategy.global_rank, seed) for loader in loaders]
+        self._stage_loaders[kind] = loaders
         return loaders
+
+    def _stage_loaders_of(self, kind: str) -> Any:
+        loaders = self._stage_loaders.get(kind)
+        if not loaders:
+            return None
+        return loaders[0] if len(loaders) == 1 else loaders
+
+    @property
+    def train_dataloader(self) -> Any:
+        """The training dataloader of the current or last fit (``None`` before one asked for it)."""
+        return self._stage_loaders_of("train")
+
+    @property
+    def val_dataloaders(self) -> Any:
+        """The validation dataloader (a list when there are several) last asked for, or ``None``."""
+        return self._stage_loaders_of("val")
+
+    @property
+    def test_dataloaders(self) -> Any:
+        """The test dataloader (a list when there are several) last asked for, or ``None``."""
+        return self._stage_loaders_of("test")
+
+    @property
+    def predict_dataloaders(self) -> Any:
+        """The predict dataloader (a list when there are several) last asked for, or ``None``."""
+        return self._stage_loaders_of("predict")
 
     def _raw_loaders(self, kind: str) -> list[Iterable[Any]]:
         explicit = self._explicit_loaders.get(kind)
@@ -676,6 +704,21 @@ class Runner:
         from fulmen_loops._trial import run_trial
 
         run_trial(self, callbacks, **settings)
+
+    def run_stage_trial(
+        self,
+        fn: str,
+        model: LightningModule,
+        datamodule: LightningDataModule | None,
+        callbacks: Sequence[Callback],
+        **settings: Any,
+    ) -> None:
+        """Run ``fn`` ("validate", "test" or "predict") once with only ``callbacks``, no loggers and
+        ``settings`` overridden; afterwards the Runner is as before (what the batch-size tuner uses
+        for evaluation)."""
+        from fulmen_loops._trial import run_stage_trial
+
+        run_stage_trial(self, fn, model, datamodule, callbacks, **settings)
 
     def restore_training_state(self) -> None:
         """Optimizers, schedulers and loop progress from the checkpoint fit was given, if any."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from fulmen_core import Callback
+from fulmen_core import Callback, LightningDataModule, LightningModule
 
 from fulmen_loops._callbacks import CallbackList
 from fulmen_loops._fit import FitLoop
@@ -76,3 +76,34 @@ def _fresh_data(loop: FitLoop) -> None:
     loop.batch_idx = 0
     loop.total_batch_idx = 0
     loop.val_loop.loaders = None
+
+
+def run_stage_trial(
+    runner: Runner,
+    fn: str,
+    module: LightningModule,
+    datamodule: LightningDataModule | None,
+    callbacks: Sequence[Callback],
+    **settings: Any,
+) -> None:
+    """Run ``validate``, ``test`` or ``predict`` once, outside any other stage, with only
+    ``callbacks``, no loggers and ``settings`` overridden; then restore the Runner."""
+    if fn not in ("validate", "test", "predict"):
+        raise ValueError(f"run_stage_trial runs validate, test or predict, not {fn!r}")
+    saved = {name: getattr(runner, name) for name in (*_RUNNER_FIELDS, "_module", "datamodule", "ckpt_path")}
+    state = attrs.evolve(runner.state)
+    try:
+        runner.settings = attrs.evolve(runner.settings, **settings)
+        runner.callbacks = list(callbacks)
+        runner.callback_list = CallbackList(runner.callbacks)
+        runner._loggers = []
+        if fn == "predict":
+            runner.predict(module, datamodule=datamodule, return_predictions=False)
+        elif fn == "validate":
+            runner.validate(module, datamodule=datamodule, verbose=False)
+        else:
+            runner.test(module, datamodule=datamodule, verbose=False)
+    finally:
+        for name, value in saved.items():
+            setattr(runner, name, value)
+        runner.state = state
