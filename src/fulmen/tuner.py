@@ -2,7 +2,8 @@
 
 Wiring only: each method builds the finder callback from fulmen-callbacks, runs a fit on the
 trainer with that callback alone (no other callbacks, no loggers, so nothing is written to the log
-directory), and the finder ends the fit once it has searched. The trainer's callbacks, loggers,
+directory), and the finder ends the fit once it has searched (``TunerExitException``, a
+``FitEnded``: the fit returns as a success). The trainer's callbacks, loggers,
 state and stop flag are then as before, and the model as before but for the tuned attribute.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import attrs
-from fulmen_callbacks import BatchSizeFinder, LearningRateFinder, LRFinderResult, TunerExitException
+from fulmen_callbacks import BatchSizeFinder, LearningRateFinder, LRFinderResult
 from fulmen_core import Callback, LightningDataModule, LightningModule, MisconfigurationException
 
 from fulmen._trainer import Trainer
@@ -129,9 +130,7 @@ class Tuner:
         trainer.callbacks = [finder]
         trainer.loggers = []
         try:
-            trainer.fit(model, train_dataloaders, val_dataloaders, datamodule)
-        except TunerExitException:
-            pass
+            trainer.fit(model, train_dataloaders, val_dataloaders, datamodule)  # the finder ends it
         finally:
             trainer.callbacks = callbacks
             trainer.loggers = loggers

@@ -175,3 +175,27 @@ def test_run_trial_restores_the_runner() -> None:
     assert steps == [1, 2]  # the trial counted from zero and honoured its stop request
     assert runner.settings is settings and runner.callbacks == [user]
     assert runner.global_step == 4 and runner.current_epoch == 1 and not runner.should_stop
+
+
+def test_fit_ended_by_a_callback_is_a_success_with_teardown_and_no_on_exception() -> None:
+    """A callback raising FitEnded ends fit at once: fit returns, teardown hooks run, on_exception does not."""
+    from fulmen_core import FitEnded
+
+    calls: list[str] = []
+
+    class Ender(Callback):
+        def on_train_batch_end(self, trainer: Any, pl_module: LightningModule, outputs: Any, batch: Any,
+                               batch_idx: int) -> None:
+            calls.append(f"batch {batch_idx}")
+            raise FitEnded()
+
+        def on_exception(self, trainer: Any, pl_module: LightningModule, exception: BaseException) -> None:
+            calls.append("on_exception")
+
+        def teardown(self, trainer: Any, pl_module: LightningModule, stage: str) -> None:
+            calls.append(f"teardown {stage}")
+
+    runner = Runner(callbacks=[Ender()], settings=LoopSettings(max_epochs=3))
+    runner.fit(Tiny(), data())
+    assert calls == ["batch 0", "teardown fit"]
+    assert runner.state.status == "finished" and runner.global_step == 1

@@ -8,12 +8,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import torch
-from fulmen_core import Callback, LightningModule
+from fulmen_core import Callback, FitEnded, LightningModule
 
 
-class TunerExitException(Exception):
+class TunerExitException(FitEnded):
     """Raised by a finder whose work is the whole run (``Tuner.lr_find``/``scale_batch_size``) to
-    end the fit right after tuning; the Tuner catches it."""
+    end the fit right after tuning; the runner ends the fit as a success (no ``on_exception``)."""
 
 
 class TrialRunner(Protocol):

@@ -9,7 +9,7 @@ from fulmen_core._checkpoint import (
 )
 from fulmen_core._collections import apply_to_tensors, move_data_to_device
 from fulmen_core._datamodule import LightningDataModule
-from fulmen_core._exceptions import MisconfigurationException
+from fulmen_core._exceptions import FitEnded, MisconfigurationException
 from fulmen_core._exporter import Exporter, ExportResult
 from fulmen_core._hparams import AttributeDict
 from fulmen_core._lightning_module import LightningModule, jit_scanning
@@ -34,6 +34,7 @@ __all__ = [
     "CheckpointError",
     "ExportResult",
     "Exporter",
+    "FitEnded",
     "LRSchedulerConfig",
     "LightningDataModule",
     "LightningModule",

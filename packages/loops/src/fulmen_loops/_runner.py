@@ -20,6 +20,7 @@ from fulmen_core import (
     Accelerator,
     Callback,
     CheckpointError,
+    FitEnded,
     LightningDataModule,
     LightningModule,
     Logger,
@@ -806,7 +807,13 @@ class Runner:
             )
         self._explicit_loaders = {"train": train_dataloaders, "val": val_dataloaders}
         self._checkpoint_to_load = self._resolve_ckpt_path(ckpt_path, "fit")
-        self._run("fit", module, datamodule, self.fit_loop.run)
+        self._run("fit", module, datamodule, self._fit_until_ended)
+
+    def _fit_until_ended(self) -> None:
+        try:
+            self.fit_loop.run()
+        except FitEnded:
+            pass  # a callback ended the fit (e.g. a tuner): teardown follows as after a normal end
 
     def validate(
         self,
