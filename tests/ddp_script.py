@@ -1,7 +1,8 @@
 """Two processes on gloo train a regressor with DDP; each writes what it ended with.
 
 ``python ddp_script.py DIR`` with ``devices=2`` (the Trainer starts the second process), or under
-``torchrun --nproc_per_node=2``; ``python ddp_script.py DIR single`` trains one process on the global
+``torchrun --nproc_per_node=2``, or as two one-process "nodes" (mode ``nodes``: ``num_nodes=2``,
+two torchrun launches with ``--nnodes=2 --node_rank=0|1``); ``python ddp_script.py DIR single`` trains one process on the global
 batch, for comparison. FAIL=1 in the environment makes rank 1 raise mid-training.
 """
 
@@ -43,7 +44,8 @@ def main(directory: str, mode: str) -> None:
     model = Regressor()
     trainer = L.Trainer(
         accelerator="cpu",
-        devices=1 if single else (2 if mode == "launch" else "auto"),
+        devices=1 if single or mode == "nodes" else (2 if mode == "launch" else "auto"),
+        num_nodes=2 if mode == "nodes" else 1,
         strategy="auto" if single or mode == "torchrun" else "ddp",
         max_epochs=2,
         logger=False,
@@ -61,6 +63,8 @@ def main(directory: str, mode: str) -> None:
             "rank": trainer.global_rank,
             "gathered": gathered,
             "steps": trainer.global_step,
+            "node_rank": trainer.node_rank,
+            "local_rank": trainer.local_rank,
         },
         os.path.join(directory, f"{mode}-rank{trainer.global_rank}.pt"),
     )

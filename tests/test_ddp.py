@@ -63,6 +63,27 @@ def test_torchrun_launched_ddp_equals_one_process_on_the_global_batch(tmp_path: 
     _check_ranks(tmp_path, "torchrun", single)
 
 
+def test_two_nodes_of_one_process_each_equal_one_process_on_the_global_batch(tmp_path: Path, single: dict[str, Any]) -> None:
+    """num_nodes=2 with one device each, as two torchrun launches (--nnodes=2, node_rank 0 and 1) on
+    this machine: node and local ranks come from the environment, and both match the single run."""
+    port = _free_port()
+    launches = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", f"--node_rank={node}",
+             "--master_addr=127.0.0.1", f"--master_port={port}", str(SCRIPT), str(tmp_path), "nodes"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for node in (0, 1)
+    ]
+    for launch in launches:
+        _, stderr = launch.communicate(timeout=300)
+        assert launch.returncode == 0, stderr[-2000:]
+    _check_ranks(tmp_path, "nodes", single)
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"nodes-rank{rank}.pt", weights_only=True)
+        assert (result["node_rank"], result["local_rank"]) == (rank, 0)
+
+
 def test_a_failing_rank_stops_the_run_with_an_error(tmp_path: Path) -> None:
     """When rank 1 raises mid-training, the run ends with an error (non-zero exit) instead of hanging."""
     result = _run([sys.executable, str(SCRIPT), str(tmp_path), "launch"], FAIL="1")
