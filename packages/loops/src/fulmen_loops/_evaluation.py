@@ -13,6 +13,7 @@ from fulmen_loops._data import length_of, limit_batches
 from fulmen_loops._hooks import overrides
 from fulmen_loops._profiling import ProfiledIterator
 from fulmen_loops._results import MetricStore
+from fulmen_loops._steps import through_sharded_root
 
 if TYPE_CHECKING:
     from fulmen_loops._runner import Runner
@@ -129,7 +130,7 @@ class EvaluationLoop:
             end_hooks = (cbs.on_test_end, module.on_test_end, "on_test_end")
             batch_start, module_batch_start = cbs.on_test_batch_start, module.on_test_batch_start
             batch_end, module_batch_end = cbs.on_test_batch_end, module.on_test_batch_end
-            step, step_name = module.test_step, "test_step"
+            step, step_name = through_sharded_root(runner, module, "test_step"), "test_step"
             start_name, end_name = "on_test_batch_start", "on_test_batch_end"
         else:
             model_eval, model_train = module.on_validation_model_eval, module.on_validation_model_train
@@ -140,7 +141,7 @@ class EvaluationLoop:
             end_hooks = (cbs.on_validation_end, module.on_validation_end, "on_validation_end")
             batch_start, module_batch_start = cbs.on_validation_batch_start, module.on_validation_batch_start
             batch_end, module_batch_end = cbs.on_validation_batch_end, module.on_validation_batch_end
-            step, step_name = module.validation_step, "validation_step"
+            step, step_name = through_sharded_root(runner, module, "validation_step"), "validation_step"
             start_name, end_name = "on_validation_batch_start", "on_validation_batch_end"
 
         assert self.loaders is not None

@@ -24,21 +24,10 @@ from fulmen_loops._hooks import overrides
 from fulmen_loops._precision import ScalingOptimizer
 from fulmen_loops._profiling import Instrumentation, ProfiledIterator
 from fulmen_loops._results import MetricStore
+from fulmen_loops._steps import StepModule
 
 if TYPE_CHECKING:
     from fulmen_loops._runner import Runner
-
-
-class TrainingStepModule(torch.nn.Module):
-    """Wraps a module so that calling it runs ``training_step``: what DistributedDataParallel needs
-    to see the step as a forward pass and synchronise gradients in backward."""
-
-    def __init__(self, module: LightningModule) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, *args: Any) -> Any:
-        return self.module.training_step(*args)
 
 
 class _NoOptimizer:
@@ -365,7 +354,7 @@ class FitLoop:
         if runner.world_size > 1 or isinstance(runner.strategy, SupportsSharding):
             # Gradients are synchronised by running the step through the strategy's wrapper
             # (DistributedDataParallel, or FSDP's sharded root), whose forward is training_step.
-            self.training_step = runner.strategy.wrap(TrainingStepModule(module))
+            self.training_step = runner.strategy.wrap(StepModule(module))
         else:
             self.training_step = module.training_step
         runner.state.stage = "train"

@@ -11,6 +11,7 @@ from fulmen_loops._data import length_of, limit_batches
 from fulmen_loops._evaluation import capture_modes, restore_modes
 from fulmen_loops._profiling import ProfiledIterator
 from fulmen_loops._results import MetricStore
+from fulmen_loops._steps import through_sharded_root
 
 if TYPE_CHECKING:
     from fulmen_loops._runner import Runner
@@ -61,6 +62,7 @@ class PredictionLoop:
         module.on_predict_epoch_start()
         several = len(loaders) > 1
         keep = self.return_predictions
+        predict_step = through_sharded_root(runner, module, "predict_step")
         profiler = runner._profiler
         everything: list[list[Any]] = []
         for dataloader_idx, (loader, limit) in enumerate(zip(loaders, budget)):
@@ -84,7 +86,7 @@ class PredictionLoop:
                     cbs.on_predict_batch_start(runner, module, batch, batch_idx, dataloader_idx)
                     module.on_predict_batch_start(batch, batch_idx, dataloader_idx)
                     set_hook("predict_step")
-                    output = module.predict_step(batch, batch_idx, dataloader_idx)
+                    output = predict_step(batch, batch_idx, dataloader_idx)
                     set_hook("on_predict_batch_end")
                     cbs.on_predict_batch_end(runner, module, output, batch, batch_idx, dataloader_idx)
                     module.on_predict_batch_end(output, batch, batch_idx, dataloader_idx)
@@ -92,7 +94,7 @@ class PredictionLoop:
                     cbs.on_predict_batch_start(runner, module, batch, batch_idx)
                     module.on_predict_batch_start(batch, batch_idx)
                     set_hook("predict_step")
-                    output = module.predict_step(batch, batch_idx)
+                    output = predict_step(batch, batch_idx)
                     set_hook("on_predict_batch_end")
                     cbs.on_predict_batch_end(runner, module, output, batch, batch_idx)
                     module.on_predict_batch_end(output, batch, batch_idx)
