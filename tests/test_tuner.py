@@ -7,6 +7,7 @@ Lightning on the same seeded digits scenario.
 from __future__ import annotations
 
 import json
+import re
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -266,3 +267,16 @@ def test_lr_find_errors() -> None:
         Tuner(_trainer()).lr_find(NanLoss(), num_training=20)
     with pytest.raises(MisconfigurationException, match=r"\['linear', 'exponential'\]"):
         Tuner(_trainer()).lr_find(Digits(), mode="cosine")
+
+
+def test_tuning_works_with_a_profiler(capsys: pytest.CaptureFixture[str]) -> None:
+    """With profiler='simple' the trials are not profiled twice: lr_find and scale_batch_size work and
+    the following fit's report counts only its own batches."""
+    trainer = _trainer(max_epochs=1, profiler="simple", limit_train_batches=5)
+    model = Digits(oom_above=64)
+    assert Tuner(trainer).lr_find(model, num_training=20) is not None
+    assert Tuner(trainer).scale_batch_size(model, max_trials=3) == 8
+    capsys.readouterr()
+    trainer.fit(model)
+    report = capsys.readouterr().out
+    assert re.search(r"\|\s+run_training_batch\s+\|\s+[\d.e-]+\s+\|\s+5\s+\|", report)

@@ -28,7 +28,7 @@ _RUNNER_FIELDS = ("settings", "callbacks", "callback_list", "_loggers", "_curren
                   "batches_that_stepped", "is_last_batch", "should_stop", "epoch_end_reached",
                   "num_training_batches", "val_check_batch", "num_val_batches", "_accumulate_grad_batches",
                   "_loaded_checkpoint", "_results", "_callback_metrics", "_logged_metrics",
-                  "_progress_bar_metrics")  # fmt: skip
+                  "_progress_bar_metrics", "_profiler")  # fmt: skip
 
 
 def run_trial(runner: Runner, callbacks: Sequence[Callback], **settings: Any) -> None:
@@ -43,6 +43,8 @@ def run_trial(runner: Runner, callbacks: Sequence[Callback], **settings: Any) ->
         runner.callbacks = list(callbacks)
         runner.callback_list = CallbackList(runner.callbacks)
         runner._loggers = []
+        # A trial installs no profiling of its own: the stage around it may already be profiled.
+        runner._profiler = None
         runner._current_epoch = 0
         runner._global_step = 0
         runner.batches_that_stepped = 0
@@ -97,6 +99,7 @@ def run_stage_trial(
         runner.callbacks = list(callbacks)
         runner.callback_list = CallbackList(runner.callbacks)
         runner._loggers = []
+        runner._profiler = None
         if fn == "predict":
             runner.predict(module, datamodule=datamodule, return_predictions=False)
         elif fn == "validate":
