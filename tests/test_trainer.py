@@ -476,10 +476,10 @@ def test_each_stage_call_uses_the_dataloaders_it_was_given() -> None:
     """As in Lightning, a second validate/test call runs the new dataloaders, not the first call's."""
 
     class BatchSize(Regressor):
-        def validation_step(self, batch: Any, batch_idx: int) -> None:
+        def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
             self.log("size", float(batch[0].shape[0]))
 
-        def test_step(self, batch: Any, batch_idx: int) -> None:
+        def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
             self.log("size", float(batch[0].shape[0]))
 
     built = trainer(accelerator="cpu", max_epochs=1)
