@@ -88,3 +88,13 @@ def test_a_sharded_checkpoint_without_fsdp_is_a_clear_error(tmp_path: Path) -> N
     loader = DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2)
     with pytest.raises(CheckpointError, match=r"is a directory: a sharded checkpoint.*strategy='fsdp'"):
         _trainer(enable_checkpointing=False).fit(_Regressor(), loader, ckpt_path=directory)
+
+
+def test_lightning_namespaces_for_strategies_and_accelerators() -> None:
+    """from fulmen.strategies / fulmen.accelerators import what lightning.pytorch's modules of those names hold."""
+    from fulmen.accelerators import CPUAccelerator as FromAccelerators
+    from fulmen.strategies import DDPStrategy as FromStrategies
+    from fulmen.strategies import FSDPStrategy as FSDPFromStrategies
+
+    assert (FromAccelerators, FromStrategies, FSDPFromStrategies) == (CPUAccelerator, DDPStrategy, FSDPStrategy)
+    assert isinstance(_trainer(strategy=FSDPFromStrategies(), devices=2).strategy, FSDPStrategy)

@@ -10,6 +10,7 @@ from fulmen_loops._profilers import AdvancedProfiler, PassThroughProfiler, PyTor
 from fulmen_loops._results import MetricStore, is_torchmetrics_metric
 from fulmen_loops._runner import Runner, RunState
 from fulmen_loops._settings import LoopSettings
+from fulmen_loops._strategy import SingleDeviceStrategy
 from fulmen_loops._version import __version__
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "RunState",
     "Runner",
     "SimpleProfiler",
+    "SingleDeviceStrategy",
     "__version__",
     "canonical_precision",
     "is_torchmetrics_metric",
