@@ -185,6 +185,19 @@ def test_trainer_callbacks_and_logger_accept_class_paths(tmp_path: Path) -> None
     assert isinstance(cli.trainer.logger, CSVLogger) and cli.trainer.logger.save_dir == str(tmp_path)
 
 
+def test_trainer_profiler_accepts_a_name_or_a_class_path(tmp_path: Path) -> None:
+    """--trainer.profiler takes Lightning's names ('simple') and profiler classes by short name with init_args."""
+    from fulmen_loops import AdvancedProfiler, SimpleProfiler
+
+    by_name = LightningCLI(TinyModel, TinyData, run=False, args=["--trainer.profiler=simple"])
+    assert isinstance(by_name.trainer.profiler, SimpleProfiler)
+    by_class = LightningCLI(
+        TinyModel, TinyData, run=False,
+        args=["--trainer.profiler=AdvancedProfiler", f"--trainer.profiler.dirpath={tmp_path}"],
+    )
+    assert isinstance(by_class.trainer.profiler, AdvancedProfiler) and by_class.trainer.profiler.dirpath == str(tmp_path)
+
+
 def test_config_is_saved_in_log_dir_and_never_silently_replaced(tmp_path: Path) -> None:
     """fit writes config.yaml (with the seed used) in trainer.log_dir; a second run there is an error
     unless overwrite=True."""

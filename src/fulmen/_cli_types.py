@@ -31,6 +31,7 @@ _SHIPPED_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
     "Strategy": ("fulmen_accelerators",),
     "Logger": ("fulmen_loggers",),
     "Callback": ("fulmen_callbacks",),
+    "Profiler": ("fulmen_loops",),
 }
 
 _STAND_INS: dict[type, type] = {}
