@@ -9,7 +9,8 @@ fails), so the enclosing fit goes on as if no trial had run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -31,36 +32,45 @@ _RUNNER_FIELDS = ("settings", "callbacks", "callback_list", "_loggers", "_curren
                   "_progress_bar_metrics", "_profiler")  # fmt: skip
 
 
-def run_trial(runner: Runner, callbacks: Sequence[Callback], **settings: Any) -> None:
-    """Run ``runner.fit_loop`` once with only ``callbacks``, no loggers, progress from zero and
-    ``settings`` (``LoopSettings`` fields) replacing the current ones; then restore the Runner."""
-    saved = {name: getattr(runner, name) for name in _RUNNER_FIELDS}
+@contextlib.contextmanager
+def _isolated(runner: Runner, callbacks: Sequence[Callback], settings: dict[str, Any], *extra: str) -> Iterator[None]:
+    """The Runner with only ``callbacks``, no loggers, no profiling of its own (the stage around a
+    trial may already be profiled) and ``settings`` overridden; its fields and state put back after."""
+    saved = {name: getattr(runner, name) for name in (*_RUNNER_FIELDS, *extra)}
     state = attrs.evolve(runner.state)
-    loop = runner.fit_loop
-    saved_loop = {name: getattr(loop, name) for name in _FIT_LOOP_FIELDS} if isinstance(loop, FitLoop) else {}
     try:
         runner.settings = attrs.evolve(runner.settings, **settings)
         runner.callbacks = list(callbacks)
         runner.callback_list = CallbackList(runner.callbacks)
         runner._loggers = []
-        # A trial installs no profiling of its own: the stage around it may already be profiled.
         runner._profiler = None
-        runner._current_epoch = 0
-        runner._global_step = 0
-        runner.batches_that_stepped = 0
-        runner.should_stop = False
-        runner.epoch_end_reached = False
-        runner._accumulate_grad_batches = runner.settings.accumulate_grad_batches
-        # A checkpoint being resumed belongs to the real run, not to the trial.
-        runner._loaded_checkpoint = None
-        runner.reset_metrics()
-        if isinstance(loop, FitLoop):
-            _fresh_data(loop)
-        loop.run()
+        yield
     finally:
         for name, value in saved.items():
             setattr(runner, name, value)
         runner.state = state
+
+
+def run_trial(runner: Runner, callbacks: Sequence[Callback], **settings: Any) -> None:
+    """Run ``runner.fit_loop`` once with only ``callbacks``, no loggers, progress from zero and
+    ``settings`` (``LoopSettings`` fields) replacing the current ones; then restore the Runner."""
+    loop = runner.fit_loop
+    saved_loop = {name: getattr(loop, name) for name in _FIT_LOOP_FIELDS} if isinstance(loop, FitLoop) else {}
+    try:
+        with _isolated(runner, callbacks, settings):
+            runner._current_epoch = 0
+            runner._global_step = 0
+            runner.batches_that_stepped = 0
+            runner.should_stop = False
+            runner.epoch_end_reached = False
+            runner._accumulate_grad_batches = runner.settings.accumulate_grad_batches
+            # A checkpoint being resumed belongs to the real run, not to the trial.
+            runner._loaded_checkpoint = None
+            runner.reset_metrics()
+            if isinstance(loop, FitLoop):
+                _fresh_data(loop)
+            loop.run()
+    finally:
         if isinstance(loop, FitLoop):
             for name, value in saved_loop.items():
                 setattr(loop, name, value)
@@ -92,21 +102,10 @@ def run_stage_trial(
     ``callbacks``, no loggers and ``settings`` overridden; then restore the Runner."""
     if fn not in ("validate", "test", "predict"):
         raise ValueError(f"run_stage_trial runs validate, test or predict, not {fn!r}")
-    saved = {name: getattr(runner, name) for name in (*_RUNNER_FIELDS, "_module", "datamodule", "ckpt_path")}
-    state = attrs.evolve(runner.state)
-    try:
-        runner.settings = attrs.evolve(runner.settings, **settings)
-        runner.callbacks = list(callbacks)
-        runner.callback_list = CallbackList(runner.callbacks)
-        runner._loggers = []
-        runner._profiler = None
+    with _isolated(runner, callbacks, settings, "_module", "datamodule", "ckpt_path"):
         if fn == "predict":
             runner.predict(module, datamodule=datamodule, return_predictions=False)
         elif fn == "validate":
             runner.validate(module, datamodule=datamodule, verbose=False)
         else:
             runner.test(module, datamodule=datamodule, verbose=False)
-    finally:
-        for name, value in saved.items():
-            setattr(runner, name, value)
-        runner.state = state
