@@ -63,8 +63,8 @@ class _StepThroughRoot(torch.nn.Module):
 class FSDPStrategy(DDPStrategy):
     """Fully sharded data parallel training on ``torch.distributed`` (gloo on CPU, nccl on CUDA).
 
-    ``auto_wrap_policy``: the submodule types (a class, a set of classes, or a predicate) sharded as their own units, so that
-    only one unit's parameters are gathered at a time; the root module is always sharded.
+    ``auto_wrap_policy``: the submodules sharded as their own units (a class, a set of classes, or a
+    predicate), so that only one unit's parameters are gathered at a time; the root is always sharded.
     ``reshard_after_forward`` frees gathered parameters after each unit's forward (less memory,
     one more gather in backward). ``cpu_offload`` keeps the shards in CPU memory between uses.
     """
@@ -118,7 +118,7 @@ class FSDPStrategy(DDPStrategy):
         fully_shard(module, mesh=mesh, reshard_after_forward=self.reshard_after_forward, offload_policy=offload)
 
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        """``module`` (whose forward runs the training step) called through the sharded root."""
+        """``module`` (whose forward runs one of the steps) called through the sharded root."""
         from torch.distributed.fsdp import FSDPModule
 
         roots = [sub for sub in module.modules() if isinstance(sub, FSDPModule)]
