@@ -57,8 +57,9 @@ def test_trainer_launched_ddp_equals_one_process_on_the_global_batch(tmp_path: P
 
 def test_torchrun_launched_ddp_equals_one_process_on_the_global_batch(tmp_path: Path, single: dict[str, Any]) -> None:
     """Under torchrun --nproc_per_node=2 the environment is detected; both ranks match the single-process run."""
-    result = _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                   f"--master_port={_free_port()}", str(SCRIPT), str(tmp_path), "torchrun"])
+    # --standalone: torchrun picks and binds its own free port (no window for another process to take it).
+    result = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                   str(SCRIPT), str(tmp_path), "torchrun"])
     assert result.returncode == 0, result.stderr[-12000:]
     _check_ranks(tmp_path, "torchrun", single)
 

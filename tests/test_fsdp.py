@@ -5,7 +5,6 @@ one-process run resumes; sharded checkpoints are directories that an FSDP run re
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +21,8 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def _torchrun(*args: str) -> subprocess.CompletedProcess[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+    # --standalone: torchrun picks and binds its own free port.
+    return _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                  str(SCRIPT), *args])
 
 
