@@ -280,3 +280,26 @@ def test_tuning_works_with_a_profiler(capsys: pytest.CaptureFixture[str]) -> Non
     trainer.fit(model)
     report = capsys.readouterr().out
     assert re.search(r"\|\s+run_training_batch\s+\|\s+[\d.e-]+\s+\|\s+5\s+\|", report)
+
+
+def test_trials_run_the_training_part_only() -> None:
+    """As Lightning's trials (fit_loop.run()), tuning calls no on_fit_start/on_fit_end on the module,
+    but on_train_start once per trial."""
+
+    class Counting(Digits):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+
+        def on_fit_start(self) -> None:
+            self.calls.append("on_fit_start")
+
+        def on_fit_end(self) -> None:
+            self.calls.append("on_fit_end")
+
+        def on_train_start(self) -> None:
+            self.calls.append("on_train_start")
+
+    model = Counting()
+    Tuner(_trainer()).lr_find(model, num_training=20)
+    assert model.calls == ["on_train_start"]

@@ -348,31 +348,43 @@ class FitLoop:
         runner = self.runner
         module = self.module
         cbs = runner.callback_list
-        runner._results = self.store
-        self.store.device = runner.root_device
-        self.store.sync = runner.sync_value if runner.world_size > 1 else None
-        if runner.world_size > 1 or isinstance(runner.strategy, SupportsSharding):
-            # Gradients are synchronised by running the step through the strategy's wrapper
-            # (DistributedDataParallel, or FSDP's sharded root), whose forward is training_step.
-            self.training_step = runner.strategy.wrap(StepModule(module))
-        else:
-            self.training_step = module.training_step
-        runner.state.stage = "train"
+        self._bind_step()
         runner.set_hook("on_fit_start")
         cbs.on_fit_start(runner, module)
         module.on_fit_start()
         runner.log_hyperparams()
         runner.restore_training_state()
         self._sanity_check()
-        detect = runner.settings.detect_anomaly
-        if detect:
+        self._train_watching_anomalies()
+        runner.set_hook("on_fit_end")
+        cbs.on_fit_end(runner, module)
+        module.on_fit_end()
+
+    def run_training(self) -> None:
+        """Only the training part of fit (Lightning's ``fit_loop.run()``): no ``on_fit_start``/
+        ``on_fit_end``, no sanity check. What a tuner's trial runs from inside a fit."""
+        self._bind_step()
+        self._train_watching_anomalies()
+
+    def _bind_step(self) -> None:
+        runner = self.runner
+        runner._results = self.store
+        self.store.device = runner.root_device
+        self.store.sync = runner.sync_value if runner.world_size > 1 else None
+        if runner.world_size > 1 or isinstance(runner.strategy, SupportsSharding):
+            # Gradients are synchronised by running the step through the strategy's wrapper
+            # (DistributedDataParallel, or FSDP's sharded root), whose forward is training_step.
+            self.training_step = runner.strategy.wrap(StepModule(self.module))
+        else:
+            self.training_step = self.module.training_step
+        runner.state.stage = "train"
+
+    def _train_watching_anomalies(self) -> None:
+        if self.runner.settings.detect_anomaly:
             with torch.autograd.set_detect_anomaly(True):
                 self._train()
         else:
             self._train()
-        runner.set_hook("on_fit_end")
-        cbs.on_fit_end(runner, module)
-        module.on_fit_end()
 
     def _validation_enabled(self) -> bool:
         """Whether fit validates at all: a validation_step, a val source and batches allowed."""

@@ -69,7 +69,9 @@ def run_trial(runner: Runner, callbacks: Sequence[Callback], **settings: Any) ->
             runner.reset_metrics()
             if isinstance(loop, FitLoop):
                 _fresh_data(loop)
-            loop.run()
+                loop.run_training()  # as Lightning's trials: no fit start/end hooks, no sanity check
+            else:
+                loop.run()
     finally:
         if isinstance(loop, FitLoop):
             for name, value in saved_loop.items():
