@@ -81,3 +81,16 @@ def test_oom_recognition_and_modes() -> None:
     assert not is_oom_error(RuntimeError("shape mismatch"))
     with pytest.raises(MisconfigurationException, match=r"\['power', 'binsearch'\]"):
         BatchSizeFinder(mode="triple")
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True])
+def test_count_arguments_must_be_ints_of_at_least_one(value: Any) -> None:
+    """A count argument that is not an int >= 1 (bools included) is an error naming the finder and argument."""
+    from fulmen_callbacks import LearningRateFinder
+
+    with pytest.raises(MisconfigurationException, match=rf"BatchSizeFinder\(steps_per_trial={value!r}\) must be an int >= 1"):
+        BatchSizeFinder(steps_per_trial=value)
+    with pytest.raises(MisconfigurationException, match=rf"BatchSizeFinder\(max_val={value!r}\) must be an int >= 1"):
+        BatchSizeFinder(max_val=value)
+    with pytest.raises(MisconfigurationException, match=rf"LearningRateFinder\(num_training_steps={value!r}\) must be an int >= 1"):
+        LearningRateFinder(num_training_steps=value)

@@ -23,6 +23,7 @@ from fulmen_callbacks._tuning import (
     TunerExitException,
     attribute_holders,
     get_attribute,
+    require_positive_int,
     run_stage_trial,
     run_trial,
     set_attribute,
@@ -121,8 +122,7 @@ class BatchSizeFinder(Callback):
             raise MisconfigurationException(f"mode={mode!r} is not a batch size search; use one of {list(_MODES)}")
         for name, value in (("steps_per_trial", steps_per_trial), ("init_val", init_val),
                             ("max_trials", max_trials), ("max_val", max_val)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise MisconfigurationException(f"BatchSizeFinder({name}={value!r}) must be an int >= 1")
+            require_positive_int("BatchSizeFinder", name, value)
         if not 0.0 <= margin < 1.0:
             raise MisconfigurationException(f"BatchSizeFinder(margin={margin!r}) must lie in [0, 1)")
         self._mode = lowered

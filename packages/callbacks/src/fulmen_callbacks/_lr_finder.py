@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from fulmen_core import Callback, LightningModule, MisconfigurationException, isolate_rng
 
-from fulmen_callbacks._tuning import Snapshot, TunerExitException, attribute_holders, run_trial, set_attribute
+from fulmen_callbacks._tuning import (
+    Snapshot,
+    TunerExitException,
+    attribute_holders,
+    require_positive_int,
+    run_trial,
+    set_attribute,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -216,10 +223,7 @@ class LearningRateFinder(Callback):
             raise MisconfigurationException(
                 f"LearningRateFinder(min_lr={min_lr}, max_lr={max_lr}) needs 0 < min_lr < max_lr"
             )
-        if isinstance(num_training_steps, bool) or not isinstance(num_training_steps, int) or num_training_steps < 1:
-            raise MisconfigurationException(
-                f"LearningRateFinder(num_training_steps={num_training_steps!r}) must be an int >= 1"
-            )
+        require_positive_int("LearningRateFinder", "num_training_steps", num_training_steps)
         self._min_lr = min_lr
         self._max_lr = max_lr
         self._num_training_steps = num_training_steps

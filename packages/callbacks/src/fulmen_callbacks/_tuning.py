@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import torch
-from fulmen_core import Callback, FitEnded, LightningModule
+from fulmen_core import Callback, FitEnded, LightningModule, MisconfigurationException
 
 
 class TunerExitException(FitEnded):
@@ -52,6 +52,12 @@ def run_stage_trial(
 ) -> None:
     """``trainer.run_stage_trial(...)``: one validate/test/predict run that leaves the trainer as it was."""
     _trial_runner(trainer).run_stage_trial(fn, model, datamodule, callbacks, **settings)
+
+
+def require_positive_int(owner: str, name: str, value: object) -> None:
+    """A finder's count argument must be an int >= 1 (not a bool); the error names the argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MisconfigurationException(f"{owner}({name}={value!r}) must be an int >= 1")
 
 
 def attribute_holders(module: LightningModule, name: str, datamodule: Any = None) -> list[Any]:
