@@ -183,12 +183,12 @@ def restore_training_state(runner: Runner, checkpoint: dict[str, Any], path: str
                 f"checkpoint {path!r} holds {len(optimizer_states)} optimizer states but "
                 f"configure_optimizers returned {len(runner.optimizers)} optimizers"
             )
-        strategy = runner.strategy
+        sharding = runner.strategy if isinstance(runner.strategy, SupportsSharding) else None
         for optimizer, state in zip(runner.optimizers, optimizer_states):
-            if isinstance(strategy, SupportsSharding):
-                strategy.load_optimizer_state_dict(runner.lightning_module, optimizer, state)
-            else:
+            if sharding is None:
                 optimizer.load_state_dict(state)
+            else:
+                sharding.load_optimizer_state_dict(runner.lightning_module, optimizer, state)
     for config, state in zip(runner.lr_scheduler_configs, checkpoint.get("lr_schedulers", [])):
         config.scheduler.load_state_dict(state)
     runner.precision_plugin.load_state_dict(checkpoint.get("MixedPrecision", {}))
