@@ -489,3 +489,19 @@ def test_each_stage_call_uses_the_dataloaders_it_was_given() -> None:
         assert run(model, loader(batch_size=4), verbose=False)[0]["size"] == 4.0
     built.fit(model, loader(batch_size=2), loader(batch_size=4))
     assert built.validate(model, loader(batch_size=8), verbose=False)[0]["size"] == 8.0
+
+
+def test_dataloader_properties_hold_the_loaders_last_asked_for() -> None:
+    """trainer.val_dataloaders / test_dataloaders / predict_dataloaders are the loaders of the last such
+    stage (a list when there are several), None before any, as in Lightning."""
+    built = trainer(accelerator="cpu", max_epochs=1)
+    assert built.val_dataloaders is None and built.train_dataloader is None
+    first, second = loader(), loader(batch_size=4)
+    built.validate(Regressor(), first, verbose=False)
+    assert built.val_dataloaders is first
+    built.test(Regressor(), [first, second], verbose=False)
+    assert built.test_dataloaders == [first, second]
+    built.predict(Regressor(), second)
+    assert built.predict_dataloaders is second
+    built.fit(Regressor(), first)
+    assert built.train_dataloader is first

@@ -576,3 +576,16 @@ def test_invalid_arguments_are_named(kwargs: dict[str, Any], message: str) -> No
     """Each invalid argument raises a MisconfigurationException naming it and the valid choices."""
     with pytest.raises(MisconfigurationException, match=message):
         ModelCheckpoint(**kwargs)
+
+
+def test_a_superseded_sharded_checkpoint_directory_is_removed(tmp_path: Path) -> None:
+    """A checkpoint that is a directory (FSDP's sharded form) is removed whole, as a file would be;
+    other ranks remove nothing."""
+    callback = ModelCheckpoint(dirpath=tmp_path)
+    sharded = tmp_path / "epoch=0-step=4.ckpt"
+    sharded.mkdir()
+    (sharded / "meta.pt").write_bytes(b"x")
+    callback._remove_checkpoint(SimpleNamespace(is_global_zero=False), str(sharded))
+    assert sharded.is_dir()
+    callback._remove_checkpoint(SimpleNamespace(is_global_zero=True), str(sharded))
+    assert not sharded.exists()
